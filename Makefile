@@ -1,0 +1,46 @@
+# FlexAdmin: `make run` serves the demo, `make test` runs the whole suite.
+# Needs only Python 3.11+ and make: everything else goes into .venv.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-requirements
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: help install run test lint fmt check clean
+
+help:
+	@echo "make run    - install, migrate, seed the demo, serve http://$(HOST):$(PORT)"
+	@echo "make test   - run the whole test suite (SQLite, tasks in-process)"
+	@echo "make lint   - ruff"
+
+$(STAMP): requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "FlexAdmin needs Python 3.11 or newer (found %s)" % sys.version.split()[0])'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py seed_demo
+	@echo ""
+	@echo "Serving http://$(HOST):$(PORT)/  (Ctrl+C stops)"
+	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) staticfiles test-output .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,181 @@
+"""The one place that decides who may see and do what.
+
+Every team page goes through :func:`team_view`; every reseller page through
+:func:`rep_view`. Another team's object is a 404 (its existence is not revealed); a page
+of your own team that your role may not use is a 403 page that says why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import wraps
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.urls import reverse
+
+from accounts.models import Membership, Reseller, Role, Team, User
+
+
+class Perm(StrEnum):
+    VIEW_TEAM = "view_team"
+    MANAGE_MEMBERS = "manage_members"
+    TRANSFER_PRIMARY_ADMIN = "transfer_primary_admin"
+    MANAGE_SETTINGS = "manage_settings"
+    VIEW_AUDIT = "view_audit"
+
+
+PERM_DESCRIPTIONS = {
+    Perm.VIEW_TEAM: "see this team",
+    Perm.MANAGE_MEMBERS: "manage the team's users",
+    Perm.TRANSFER_PRIMARY_ADMIN: "hand over the primary admin role",
+    Perm.MANAGE_SETTINGS: "change the team's settings",
+    Perm.VIEW_AUDIT: "see the team's activity log",
+}
+
+_ADMIN = {Perm.VIEW_TEAM, Perm.MANAGE_MEMBERS, Perm.MANAGE_SETTINGS, Perm.VIEW_AUDIT}
+ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
+    Role.PRIMARY_ADMIN: frozenset(_ADMIN | {Perm.TRANSFER_PRIMARY_ADMIN}),
+    Role.SECONDARY_ADMIN: frozenset(_ADMIN),
+    Role.REPORT_VIEWER: frozenset({Perm.VIEW_TEAM}),
+    Role.MEMBER: frozenset({Perm.VIEW_TEAM}),
+}
+
+
+def role_can(role: str, perm: Perm) -> bool:
+    return perm in ROLE_PERMISSIONS.get(role, frozenset())
+
+
+@dataclass
+class TeamAccess:
+    """The signed-in user's standing in one team, as every team view sees it."""
+
+    team: Team
+    membership: Membership
+    user: User
+
+    @property
+    def role(self) -> str:
+        return self.membership.role
+
+    def can(self, perm: Perm | str) -> bool:
+        return role_can(self.role, Perm(perm))
+
+
+@dataclass
+class NavEntry:
+    label: str
+    url: str
+    icon: str
+    active: bool = False
+    children: list[NavEntry] = field(default_factory=list)
+
+
+def team_access(user: User, slug: str, perm: Perm | None = Perm.VIEW_TEAM) -> TeamAccess:
+    membership = (
+        Membership.objects.select_related("team__reseller", "user")
+        .filter(team__slug=slug, user_id=user.pk, user__is_active=True)
+        .first()
+    )
+    if membership is None:
+        raise Http404("No such team.")
+    access = TeamAccess(team=membership.team, membership=membership, user=user)
+    if perm is not None and not access.can(perm):
+        raise PermissionDenied(
+            f"As a {membership.get_role_display().lower()} you can't {PERM_DESCRIPTIONS[perm]}. "
+            f"Ask an admin of {membership.team.name} if you need to."
+        )
+    return access
+
+
+def team_view(perm: Perm = Perm.VIEW_TEAM) -> Callable:
+    """Decorate ``view(request, access, ...)`` reached by a URL with ``<slug:team>``."""
+
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapped(request: HttpRequest, team: str, *args: Any, **kwargs: Any) -> HttpResponse:
+            access = team_access(request.user, team, perm=None)
+            request.team_access = access  # the shell (navigation, switcher) reads it
+            request.session["last_team"] = access.team.slug
+            if not access.can(perm):
+                team_access(request.user, team, perm)  # raises the explaining 403
+            return view(request, access, *args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+def rep_resellers(user: User) -> list[Reseller]:
+    if not user.is_authenticated:
+        return []
+    return list(Reseller.objects.filter(sales_reps__user_id=user.pk).distinct())
+
+
+def customer_teams(user: User):
+    """The teams served by the resellers the user is a sales rep of."""
+    return Team.objects.filter(reseller__sales_reps__user_id=user.pk).distinct()
+
+
+def rep_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Decorate a sales-rep page; a person who is no sales rep gets an explaining 403."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        resellers = rep_resellers(request.user)
+        if not resellers:
+            raise PermissionDenied("Customers are shown to reseller sales reps only.")
+        request.rep_resellers = resellers
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def customer_for_rep(user: User, slug: str) -> Team:
+    team = customer_teams(user).select_related("reseller").filter(slug=slug).first()
+    if team is None:
+        raise Http404("No such customer.")
+    return team
+
+
+def navigation(request: HttpRequest) -> list[NavEntry]:
+    """The left navigation: each role sees only what it may use."""
+    entries: list[NavEntry] = []
+    match = request.resolver_match
+    url_name = f"{match.namespace}:{match.url_name}" if match and match.namespace else (match.url_name if match else "")
+    access: TeamAccess | None = getattr(request, "team_access", None)
+    if access is not None:
+        slug = access.team.slug
+        team_pages = [
+            ("Home", "accounts:team-home", "home", Perm.VIEW_TEAM, ("accounts:team-home",)),
+            (
+                "User Management",
+                "accounts:member-list",
+                "users",
+                Perm.MANAGE_MEMBERS,
+                ("accounts:member-list", "accounts:member-detail", "accounts:member-invite", "accounts:member-import"),
+            ),
+            (
+                "Settings",
+                "accounts:team-settings",
+                "settings",
+                Perm.MANAGE_SETTINGS,
+                ("accounts:team-settings", "accounts:audit-log"),
+            ),
+        ]
+        for label, name, icon, perm, names in team_pages:
+            if access.can(perm):
+                entries.append(NavEntry(label, reverse(name, args=[slug]), icon, url_name in names))
+    if getattr(request, "rep_resellers", None) or rep_resellers(request.user):
+        entries.append(
+            NavEntry(
+                "Customers",
+                reverse("accounts:customer-list"),
+                "customers",
+                url_name.startswith("accounts:customer"),
+            )
+        )
+    return entries

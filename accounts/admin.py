@@ -1,0 +1,73 @@
+"""Staff views. Accounts rows are changed only through the services (and so audited):
+the admin shows them, and lets staff switch a person's active and staff flags."""
+
+from django.contrib import admin
+
+from accounts.models import AuditEvent, Invitation, Membership, Reseller, SalesRep, Team, User
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(User)
+class UserAdmin(admin.ModelAdmin):
+    list_display = ("email", "first_name", "last_name", "is_active", "is_staff", "date_joined")
+    list_filter = ("is_active", "is_staff")
+    search_fields = ("email", "first_name", "last_name")
+    fields = ("email", "first_name", "last_name", "is_active", "is_staff", "date_joined", "last_login")
+    readonly_fields = ("email", "first_name", "last_name", "date_joined", "last_login")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Reseller)
+class ResellerAdmin(ReadOnlyAdmin):
+    list_display = ("name", "slug", "created_at")
+    search_fields = ("name", "slug")
+
+
+@admin.register(SalesRep)
+class SalesRepAdmin(ReadOnlyAdmin):
+    list_display = ("user", "reseller", "created_at")
+    list_select_related = ("user", "reseller")
+
+
+@admin.register(Team)
+class TeamAdmin(ReadOnlyAdmin):
+    list_display = ("name", "slug", "plan", "reseller", "contract_start", "contract_end", "time_zone")
+    list_filter = ("plan", "reseller")
+    search_fields = ("name", "slug")
+
+
+@admin.register(Membership)
+class MembershipAdmin(ReadOnlyAdmin):
+    list_display = ("user", "team", "role", "created_at")
+    list_filter = ("role", "team")
+    search_fields = ("user__email", "team__name")
+    list_select_related = ("user", "team")
+
+
+@admin.register(Invitation)
+class InvitationAdmin(ReadOnlyAdmin):
+    list_display = ("membership", "sent_at", "expires_at", "accepted_at", "send_count")
+    exclude = ("token_hash",)
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "actor_email", "action", "team", "target_repr", "ip_address")
+    list_filter = ("action",)
+    search_fields = ("actor_email", "target_repr", "action")
+    date_hierarchy = "created_at"

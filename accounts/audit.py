@@ -1,0 +1,39 @@
+"""The audit trail: one helper that every service calls in its own transaction."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+from django.db import models
+
+if TYPE_CHECKING:
+    from accounts.models import AuditEvent, Reseller, Team, User
+
+# The address of the request being served, if any (set by AuditContextMiddleware).
+client_ip: ContextVar[str | None] = ContextVar("client_ip", default=None)
+
+
+def write_audit_event(
+    *,
+    action: str,
+    actor: User | None,
+    team: Team | None = None,
+    reseller: Reseller | None = None,
+    target: models.Model | None = None,
+    details: dict[str, Any] | None = None,
+) -> AuditEvent:
+    from accounts.models import AuditEvent
+
+    return AuditEvent.objects.create(
+        action=action,
+        actor=actor if actor is not None and actor.pk else None,
+        actor_email=actor.email if actor is not None else "",
+        team=team,
+        reseller=reseller,
+        target_type=target._meta.label if target is not None else "",
+        target_id=str(target.pk) if target is not None else "",
+        target_repr=str(target)[:300] if target is not None else "",
+        ip_address=client_ip.get(),
+        details=details or {},
+    )

@@ -1,0 +1,37 @@
+import django_filters
+from django.db.models import Q, QuerySet
+
+from accounts.models import AuditEvent, Membership, Role
+
+
+class MemberFilter(django_filters.FilterSet):
+    q = django_filters.CharFilter(method="search", label="Search name or e-mail")
+    role = django_filters.ChoiceFilter(choices=Role.choices, empty_label="All roles")
+
+    class Meta:
+        model = Membership
+        fields = ["q", "role"]
+
+    def search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        for word in value.split():
+            queryset = queryset.filter(
+                Q(user__email__icontains=word)
+                | Q(user__first_name__icontains=word)
+                | Q(user__last_name__icontains=word)
+            )
+        return queryset
+
+
+class AuditFilter(django_filters.FilterSet):
+    q = django_filters.CharFilter(method="search", label="Search")
+    start = django_filters.DateFilter(field_name="created_at", lookup_expr="date__gte", label="From")
+    end = django_filters.DateFilter(field_name="created_at", lookup_expr="date__lte", label="To")
+
+    class Meta:
+        model = AuditEvent
+        fields = ["q", "start", "end"]
+
+    def search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return queryset.filter(
+            Q(action__icontains=value) | Q(actor_email__icontains=value) | Q(target_repr__icontains=value)
+        )

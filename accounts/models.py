@@ -1,0 +1,232 @@
+"""People, teams and who may do what.
+
+Rows here are written only by ``accounts.services``; views, admin actions, commands and
+the demo seeder all go through those functions so that every change is audited.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.auth.models import PermissionsMixin
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+TIME_ZONE_CHOICES = [(name, name) for name in sorted(zoneinfo.available_timezones()) if "/" in name or name == "UTC"]
+
+
+def validate_time_zone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(f"“{value}” is not a known time zone (for example Europe/Berlin).")
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def _create_user(self, email: str, password: str | None, **extra: object) -> User:
+        if not email:
+            raise ValueError("An e-mail address is required.")
+        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user.set_password(password) if password else user.set_unusable_password()
+        user.save(using=self._db)
+        return user
+
+    def create_user(self, email: str, password: str | None = None, **extra: object) -> User:
+        extra.setdefault("is_staff", False)
+        extra.setdefault("is_superuser", False)
+        return self._create_user(email, password, **extra)
+
+    def create_superuser(self, email: str, password: str | None = None, **extra: object) -> User:
+        extra.update(is_staff=True, is_superuser=True)
+        return self._create_user(email, password, **extra)
+
+    def get_by_natural_key(self, username: str | None) -> User:
+        # Sign-in by e-mail is case-insensitive.
+        return self.get(email__iexact=username)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A person. Signs in with an e-mail address; belongs to teams through memberships."""
+
+    email = models.EmailField("e-mail address", unique=True)
+    first_name = models.CharField(max_length=150, blank=True)
+    last_name = models.CharField(max_length=150, blank=True)
+    is_active = models.BooleanField(default=True)
+    is_staff = models.BooleanField("platform staff", default=False, help_text="May use the Django admin.")
+    date_joined = models.DateTimeField(default=timezone.now)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    class Meta:
+        ordering = ["email"]
+
+    def __str__(self) -> str:
+        return self.email
+
+    def get_full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip() or self.email
+
+    def get_short_name(self) -> str:
+        return self.first_name or self.email
+
+
+class Reseller(models.Model):
+    """A partner that sells token packs to the teams it serves, through its sales reps."""
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SalesRep(models.Model):
+    """A reseller's staff member: sees the customer teams the reseller serves."""
+
+    reseller = models.ForeignKey(Reseller, on_delete=models.CASCADE, related_name="sales_reps")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="sales_rep_roles")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["reseller", "user"], name="salesrep_unique_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.reseller})"
+
+
+class Plan(models.TextChoices):
+    STANDARD = "standard", "Standard"
+    PREMIUM = "premium", "Premium"
+
+
+class Team(models.Model):
+    """A customer account: owns one token balance and is served by one reseller."""
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(unique=True)
+    plan = models.CharField(max_length=20, choices=Plan.choices, default=Plan.STANDARD)
+    time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
+    contract_start = models.DateField()
+    contract_end = models.DateField()
+    reseller = models.ForeignKey(Reseller, on_delete=models.PROTECT, related_name="teams")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(contract_end__gt=models.F("contract_start")), name="team_contract_end_after_start"
+            ),
+            models.CheckConstraint(condition=Q(plan__in=["standard", "premium"]), name="team_plan_known"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_premium(self) -> bool:
+        return self.plan == Plan.PREMIUM
+
+    @property
+    def tz(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.time_zone)
+
+
+class Role(models.TextChoices):
+    PRIMARY_ADMIN = "primary_admin", "Primary admin"
+    SECONDARY_ADMIN = "secondary_admin", "Secondary admin"
+    REPORT_VIEWER = "report_viewer", "Report viewer"
+    MEMBER = "member", "Member"
+
+
+ADMIN_ROLES = frozenset({Role.PRIMARY_ADMIN, Role.SECONDARY_ADMIN})
+
+
+class Membership(models.Model):
+    """A user's place in a team. Exactly one primary admin per team."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.MEMBER)
+    created_at = models.DateTimeField(default=timezone.now)
+    invited_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["team", "user__email"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "team"], name="membership_unique_user_team"),
+            # At most one primary admin per team; the services make sure there is always one.
+            models.UniqueConstraint(
+                fields=["team"], condition=Q(role="primary_admin"), name="membership_one_primary_admin"
+            ),
+            models.CheckConstraint(
+                condition=Q(role__in=["primary_admin", "secondary_admin", "report_viewer", "member"]),
+                name="membership_role_known",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.team} ({self.get_role_display()})"
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role in ADMIN_ROLES
+
+
+class Invitation(models.Model):
+    """A link, sent by e-mail, with which an invited person sets a password.
+
+    Only a hash of the token is stored: the link itself lives in the e-mail alone.
+    Resending makes a new token and a new expiry; the old link stops working.
+    """
+
+    membership = models.OneToOneField(Membership, on_delete=models.CASCADE, related_name="invitation")
+    token_hash = models.CharField(max_length=64, unique=True)
+    sent_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    send_count = models.PositiveIntegerField(default=1)
+
+    def __str__(self) -> str:
+        return f"Invitation for {self.membership.user}"
+
+    @property
+    def is_pending(self) -> bool:
+        return self.accepted_at is None
+
+    def is_expired(self, now: timezone.datetime | None = None) -> bool:
+        return (now or timezone.now()) >= self.expires_at
+
+
+class AuditEvent(models.Model):
+    """Who did what to whom, when and from where. Written by the services, never edited."""
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    actor_email = models.CharField(max_length=254, blank=True, help_text="Kept when the actor is deleted.")
+    action = models.CharField(max_length=64, db_index=True)
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="audit_events")
+    reseller = models.ForeignKey(Reseller, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    target_type = models.CharField(max_length=64, blank=True)
+    target_id = models.CharField(max_length=64, blank=True)
+    target_repr = models.CharField(max_length=300, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["team", "-created_at"], name="audit_team_time")]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_email or 'system'} {self.action} {self.target_repr}"

@@ -1,0 +1,71 @@
+"""Reads about people and teams. Views render what these return; they never query alone."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+
+from accounts.models import ADMIN_ROLES, AuditEvent, Membership, Role, Team, User
+
+
+def teams_of_user(user: User) -> list[Team]:
+    return list(Team.objects.filter(memberships__user_id=user.pk).order_by("name"))
+
+
+def first_team_of_user(user: User) -> Team | None:
+    return Team.objects.filter(memberships__user_id=user.pk).order_by("name").first()
+
+
+def member_list(*, team: Team, filters: dict | None = None) -> QuerySet[Membership]:
+    """The team's memberships with user and invitation, for the members table.
+
+    ``filters`` is the cleaned data of ``MemberFilter`` (q, role), applied here so the
+    same narrowing serves the page and any export.
+    """
+    from accounts.filters import MemberFilter
+
+    queryset = Membership.objects.filter(team=team).select_related("user", "invitation", "invited_by")
+    if filters is not None:
+        queryset = MemberFilter(filters, queryset=queryset).qs
+    return queryset
+
+
+def member_for_team(*, team: Team, pk: int) -> Membership | None:
+    return Membership.objects.select_related("user", "invitation", "team").filter(team=team, pk=pk).first()
+
+
+def team_admins(*, team: Team) -> list[Membership]:
+    admins = Membership.objects.filter(team=team, role__in=ADMIN_ROLES).select_related("user")
+    # The primary admin first, then secondary admins by name.
+    return sorted(admins, key=lambda m: (m.role != Role.PRIMARY_ADMIN, m.user.get_full_name().lower()))
+
+
+def role_counts(*, team: Team) -> dict[str, int]:
+    counts = dict(Membership.objects.filter(team=team).values_list("role").annotate(n=Count("id")))
+    return {value: counts.get(value, 0) for value in Role.values}
+
+
+def pending_invitation_count(*, team: Team) -> int:
+    return Membership.objects.filter(team=team, invitation__accepted_at__isnull=True, invitation__isnull=False).count()
+
+
+def contract_days_left(*, team: Team, today: date | None = None) -> int:
+    today = today or timezone.localdate(timezone=team.tz)
+    return (team.contract_end - today).days
+
+
+def customer_list(*, teams: QuerySet[Team]) -> QuerySet[Team]:
+    return (
+        teams.select_related("reseller")
+        .annotate(
+            member_count=Count("memberships", distinct=True),
+            admin_count=Count("memberships", filter=Q(memberships__role__in=ADMIN_ROLES), distinct=True),
+        )
+        .order_by("name")
+    )
+
+
+def audit_events(*, team: Team) -> QuerySet[AuditEvent]:
+    return AuditEvent.objects.filter(team=team).select_related("actor")

@@ -1,0 +1,529 @@
+"""Every change to people, teams and roles.
+
+Each service is keyword-only, atomic, validates with a ``ValidationError`` a person can
+read, writes its audit event in the same transaction and returns what it made. Who may
+call a service is decided by ``accounts.access`` in the views; the rules that hold
+whoever calls (one primary admin per team, no duplicate member) live here.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import secrets
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from django.conf import settings
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.audit import write_audit_event
+from accounts.models import (
+    Invitation,
+    Membership,
+    Plan,
+    Reseller,
+    Role,
+    SalesRep,
+    Team,
+    User,
+    validate_time_zone,
+)
+
+
+def _hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def normalize_email(email: str) -> str:
+    email = (email or "").strip().lower()
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise ValidationError({"email": f"“{email}” is not a valid e-mail address."}) from None
+    return email
+
+
+def _enqueue_invitation_email(invitation: Invitation, token: str) -> None:
+    from accounts.tasks import send_invitation_email_task
+
+    invitation_id = invitation.pk
+    transaction.on_commit(lambda: send_invitation_email_task.delay(invitation_id, token))
+
+
+def _enqueue_added_email(membership: Membership) -> None:
+    from accounts.tasks import send_added_to_team_email_task
+
+    membership_id = membership.pk
+    transaction.on_commit(lambda: send_added_to_team_email_task.delay(membership_id))
+
+
+# --- Resellers and teams ------------------------------------------------------------------
+
+
+@transaction.atomic
+def create_reseller(*, name: str, slug: str, actor: User | None = None) -> Reseller:
+    if Reseller.objects.filter(slug=slug).exists():
+        raise ValidationError({"slug": f"A reseller with the slug “{slug}” already exists."})
+    reseller = Reseller.objects.create(name=name, slug=slug)
+    write_audit_event(action="reseller.created", actor=actor, reseller=reseller, target=reseller)
+    return reseller
+
+
+@transaction.atomic
+def add_sales_rep(
+    *,
+    reseller: Reseller,
+    email: str,
+    first_name: str = "",
+    last_name: str = "",
+    password: str | None = None,
+    actor: User | None = None,
+) -> SalesRep:
+    email = normalize_email(email)
+    user = User.objects.filter(email__iexact=email).first()
+    if user is None:
+        user = User.objects.create_user(email, password, first_name=first_name, last_name=last_name)
+    if SalesRep.objects.filter(reseller=reseller, user=user).exists():
+        raise ValidationError({"email": f"{email} is already a sales rep of {reseller}."})
+    rep = SalesRep.objects.create(reseller=reseller, user=user)
+    write_audit_event(action="sales_rep.added", actor=actor, reseller=reseller, target=user)
+    return rep
+
+
+def _validate_team_fields(*, name: str, plan: str, time_zone: str, contract_start: date, contract_end: date) -> None:
+    errors: dict[str, str] = {}
+    if not name.strip():
+        errors["name"] = "A team needs a name."
+    if plan not in Plan.values:
+        errors["plan"] = f"The plan must be one of: {', '.join(Plan.values)}."
+    try:
+        validate_time_zone(time_zone)
+    except ValidationError as exc:
+        errors["time_zone"] = exc.messages[0]
+    if contract_end <= contract_start:
+        errors["contract_end"] = "The contract must end after it starts."
+    if errors:
+        raise ValidationError(errors)
+
+
+@transaction.atomic
+def create_team(
+    *,
+    reseller: Reseller,
+    name: str,
+    slug: str,
+    plan: str,
+    time_zone: str,
+    contract_start: date,
+    contract_end: date,
+    actor: User | None = None,
+) -> Team:
+    """A new customer team of a reseller. Its primary admin is invited separately."""
+    _validate_team_fields(
+        name=name, plan=plan, time_zone=time_zone, contract_start=contract_start, contract_end=contract_end
+    )
+    if Team.objects.filter(slug=slug).exists():
+        raise ValidationError({"slug": f"A team with the slug “{slug}” already exists."})
+    team = Team.objects.create(
+        reseller=reseller,
+        name=name.strip(),
+        slug=slug,
+        plan=plan,
+        time_zone=time_zone,
+        contract_start=contract_start,
+        contract_end=contract_end,
+    )
+    write_audit_event(
+        action="team.created",
+        actor=actor,
+        team=team,
+        reseller=reseller,
+        target=team,
+        details={"plan": plan, "contract_start": str(contract_start), "contract_end": str(contract_end)},
+    )
+    return team
+
+
+@transaction.atomic
+def update_team_settings(*, team: Team, name: str, time_zone: str, actor: User) -> Team:
+    _validate_team_fields(
+        name=name,
+        plan=team.plan,
+        time_zone=time_zone,
+        contract_start=team.contract_start,
+        contract_end=team.contract_end,
+    )
+    changes = {}
+    if team.name != name.strip():
+        changes["name"] = [team.name, name.strip()]
+    if team.time_zone != time_zone:
+        changes["time_zone"] = [team.time_zone, time_zone]
+    if not changes:
+        return team
+    team.name = name.strip()
+    team.time_zone = time_zone
+    team.save(update_fields=["name", "time_zone"])
+    write_audit_event(action="team.settings_changed", actor=actor, team=team, target=team, details=changes)
+    return team
+
+
+@transaction.atomic
+def create_user(
+    *,
+    email: str,
+    password: str | None,
+    first_name: str = "",
+    last_name: str = "",
+    is_staff: bool = False,
+    actor: User | None = None,
+) -> User:
+    """A person who can sign in at once (staff, demo logins); team admins use ``invite_user``."""
+    email = normalize_email(email)
+    if User.objects.filter(email__iexact=email).exists():
+        raise ValidationError({"email": f"{email} already has an account."})
+    if password:
+        validate_password(password)
+    user = User.objects.create_user(
+        email, password, first_name=first_name, last_name=last_name, is_staff=is_staff, is_superuser=is_staff
+    )
+    write_audit_event(action="user.created", actor=actor, target=user, details={"staff": is_staff})
+    return user
+
+
+# --- Members --------------------------------------------------------------------------------
+
+
+def _primary_admin(team: Team) -> Membership | None:
+    return team.memberships.filter(role=Role.PRIMARY_ADMIN).select_related("user").first()
+
+
+@transaction.atomic
+def invite_user(
+    *,
+    team: Team,
+    email: str,
+    role: str = Role.MEMBER,
+    first_name: str = "",
+    last_name: str = "",
+    actor: User | None,
+    notify: bool = True,
+) -> Membership:
+    """Add a person to a team and e-mail them (``notify=False`` only for the demo seeder).
+
+    Somebody new gets an invitation link to set a password (valid
+    ``FLEX_INVITATION_DAYS``); somebody who can already sign in is told they were added.
+    """
+    email = normalize_email(email)
+    if role not in Role.values:
+        raise ValidationError({"role": f"“{role}” is not a role. Choose one of: {', '.join(Role.labels)}."})
+    # Lock the team's memberships so two invitations of the same person cannot race.
+    Team.objects.select_for_update().filter(pk=team.pk).first()
+    if role == Role.PRIMARY_ADMIN and _primary_admin(team) is not None:
+        raise ValidationError(
+            {"role": "This team already has a primary admin. Invite the person first, then transfer the role."}
+        )
+    user = User.objects.filter(email__iexact=email).first()
+    if user is not None and Membership.objects.filter(team=team, user=user).exists():
+        raise ValidationError({"email": f"{email} is already a member of {team}."})
+    if user is None:
+        user = User.objects.create_user(email, None, first_name=first_name.strip(), last_name=last_name.strip())
+    try:
+        with transaction.atomic():
+            membership = Membership.objects.create(user=user, team=team, role=role, invited_by=actor)
+    except IntegrityError:
+        raise ValidationError({"email": f"{email} is already a member of {team}."}) from None
+    if user.has_usable_password():
+        if notify:
+            _enqueue_added_email(membership)
+    else:
+        token = secrets.token_urlsafe(32)
+        invitation = Invitation.objects.create(
+            membership=membership,
+            token_hash=_hash_token(token),
+            expires_at=timezone.now() + timedelta(days=settings.FLEX_INVITATION_DAYS),
+        )
+        if notify:
+            _enqueue_invitation_email(invitation, token)
+    write_audit_event(
+        action="member.invited", actor=actor, team=team, target=user, details={"role": role, "email": email}
+    )
+    return membership
+
+
+@transaction.atomic
+def resend_invitation(*, membership: Membership, actor: User | None) -> Invitation:
+    """Send a fresh link with a fresh expiry; the previous link stops working."""
+    invitation = Invitation.objects.select_for_update().filter(membership=membership).first()
+    if invitation is None or not invitation.is_pending or membership.user.has_usable_password():
+        raise ValidationError(f"{membership.user.email} has already accepted; there is nothing to resend.")
+    token = secrets.token_urlsafe(32)
+    invitation.token_hash = _hash_token(token)
+    invitation.sent_at = timezone.now()
+    invitation.expires_at = invitation.sent_at + timedelta(days=settings.FLEX_INVITATION_DAYS)
+    invitation.send_count += 1
+    invitation.save(update_fields=["token_hash", "sent_at", "expires_at", "send_count"])
+    _enqueue_invitation_email(invitation, token)
+    write_audit_event(action="member.invitation_resent", actor=actor, team=membership.team, target=membership.user)
+    return invitation
+
+
+def invitation_for_token(token: str) -> Invitation | None:
+    """The pending, unexpired invitation a link stands for, or None."""
+    invitation = (
+        Invitation.objects.select_related("membership__user", "membership__team")
+        .filter(token_hash=_hash_token(token or ""), accepted_at__isnull=True)
+        .first()
+    )
+    if invitation is None or invitation.is_expired():
+        return None
+    return invitation
+
+
+@transaction.atomic
+def accept_invitation(*, token: str, password: str, first_name: str = "", last_name: str = "") -> User:
+    invitation = invitation_for_token(token)
+    if invitation is None:
+        raise ValidationError("This invitation link is no longer valid. Ask your admin to send a new one.")
+    user = invitation.membership.user
+    validate_password(password, user)
+    if first_name.strip():
+        user.first_name = first_name.strip()
+    if last_name.strip():
+        user.last_name = last_name.strip()
+    user.set_password(password)
+    user.save()
+    now = timezone.now()
+    # One password serves every team: all the person's open invitations are now done.
+    Invitation.objects.filter(membership__user=user, accepted_at__isnull=True).update(accepted_at=now)
+    write_audit_event(action="member.invitation_accepted", actor=user, team=invitation.membership.team, target=user)
+    return user
+
+
+def _lock_membership(membership: Membership) -> Membership:
+    return Membership.objects.select_for_update().select_related("user", "team").get(pk=membership.pk)
+
+
+@transaction.atomic
+def change_role(*, membership: Membership, role: str, actor: User | None) -> Membership:
+    membership = _lock_membership(membership)
+    if role not in Role.values:
+        raise ValidationError({"role": f"“{role}” is not a role."})
+    if role == membership.role:
+        return membership
+    if membership.role == Role.PRIMARY_ADMIN:
+        raise ValidationError(
+            {"role": "A team always keeps its primary admin. Transfer the primary admin role to someone else first."}
+        )
+    if role == Role.PRIMARY_ADMIN:
+        raise ValidationError({"role": "Use “Make primary admin” to hand over the primary admin role."})
+    if actor is not None and membership.user_id == actor.pk:
+        raise ValidationError({"role": "You can't change your own role. Ask another admin."})
+    old = membership.role
+    membership.role = role
+    membership.save(update_fields=["role"])
+    write_audit_event(
+        action="member.role_changed",
+        actor=actor,
+        team=membership.team,
+        target=membership.user,
+        details={"from": old, "to": role},
+    )
+    return membership
+
+
+@transaction.atomic
+def remove_member(*, membership: Membership, actor: User | None) -> None:
+    membership = _lock_membership(membership)
+    if membership.role == Role.PRIMARY_ADMIN:
+        raise ValidationError(
+            "The primary admin can't be removed. Transfer the primary admin role to someone else first."
+        )
+    if actor is not None and membership.user_id == actor.pk:
+        raise ValidationError("You can't remove yourself. Ask another admin.")
+    team, user, role = membership.team, membership.user, membership.role
+    membership.delete()
+    write_audit_event(
+        action="member.removed", actor=actor, team=team, target=user, details={"role": role, "email": user.email}
+    )
+
+
+@transaction.atomic
+def transfer_primary_admin(*, team: Team, to: Membership, actor: User | None) -> Membership:
+    """Hand the primary admin role to another member; the old primary admin stays a secondary admin."""
+    Team.objects.select_for_update().filter(pk=team.pk).first()
+    to = _lock_membership(to)
+    if to.team_id != team.pk:
+        raise ValidationError("That person is not a member of this team.")
+    if to.role == Role.PRIMARY_ADMIN:
+        raise ValidationError(f"{to.user.email} is already the primary admin.")
+    if not to.user.is_active:
+        raise ValidationError(f"{to.user.email} is deactivated and can't become primary admin.")
+    current = _primary_admin(team)
+    if current is not None:
+        current.role = Role.SECONDARY_ADMIN
+        current.save(update_fields=["role"])
+    to.role = Role.PRIMARY_ADMIN
+    to.save(update_fields=["role"])
+    write_audit_event(
+        action="member.primary_admin_transferred",
+        actor=actor,
+        team=team,
+        target=to.user,
+        details={"from": current.user.email if current else None, "to": to.user.email},
+    )
+    return to
+
+
+@transaction.atomic
+def update_profile(*, user: User, first_name: str, last_name: str) -> User:
+    user.first_name = first_name.strip()
+    user.last_name = last_name.strip()
+    user.save(update_fields=["first_name", "last_name"])
+    write_audit_event(action="user.profile_changed", actor=user, target=user)
+    return user
+
+
+# --- Bulk invitations from a CSV file ---------------------------------------------------------
+
+CSV_COLUMNS = ("first name", "last name", "email", "role")
+ROLE_BY_LABEL = {label.lower(): value for value, label in Role.choices} | {v: v for v in Role.values}
+
+
+@dataclass
+class CsvRow:
+    line: int
+    first_name: str
+    last_name: str
+    email: str
+    role: str
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+@dataclass
+class CsvPreview:
+    rows: list[CsvRow]
+    errors: list[str]  # problems with the file as a whole
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and bool(self.rows) and all(row.ok for row in self.rows)
+
+    @property
+    def bad_rows(self) -> list[CsvRow]:
+        return [row for row in self.rows if not row.ok]
+
+
+def parse_member_csv(*, team: Team, data: bytes) -> CsvPreview:
+    """Read and check a file of ``First name, Last name, Email[, Role]`` rows. Writes nothing.
+
+    Every row is checked: e-mail syntax, known role, duplicates in the file, people who
+    are already members, and the primary admin role (never granted by import).
+    """
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return CsvPreview(rows=[], errors=["The file is not UTF-8 text. Save it as “CSV UTF-8” and upload it again."])
+    try:
+        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    reader = csv.reader(io.StringIO(text), dialect)
+    try:
+        records = [(reader.line_num, record) for record in reader]
+    except csv.Error as exc:
+        return CsvPreview(rows=[], errors=[f"The file could not be read as CSV: {exc}."])
+    records = [(line, rec) for line, rec in records if any(cell.strip() for cell in rec)]
+    if not records:
+        return CsvPreview(rows=[], errors=["The file is empty. It needs a header row and one row per person."])
+    header = [cell.strip().lower().replace("_", " ").replace("e-mail", "email") for cell in records[0][1]]
+    missing = [name for name in CSV_COLUMNS[:3] if name not in header]
+    if missing:
+        return CsvPreview(
+            rows=[],
+            errors=[
+                "The first row must name the columns First name, Last name, Email (and optionally Role); "
+                f"missing: {', '.join(m.capitalize() for m in missing)}."
+            ],
+        )
+    if len(records) - 1 > settings.FLEX_CSV_MAX_ROWS:
+        return CsvPreview(
+            rows=[], errors=[f"The file has {len(records) - 1} rows; at most {settings.FLEX_CSV_MAX_ROWS} at a time."]
+        )
+    index = {name: header.index(name) for name in CSV_COLUMNS if name in header}
+    existing = set(Membership.objects.filter(team=team).values_list("user__email", flat=True).iterator())
+    existing = {email.lower() for email in existing}
+    seen: dict[str, int] = {}
+    rows: list[CsvRow] = []
+    for line, record in records[1:]:
+
+        def cell(name: str, record: list[str] = record) -> str:
+            position = index.get(name)
+            return record[position].strip() if position is not None and position < len(record) else ""
+
+        row = CsvRow(
+            line=line,
+            first_name=cell("first name"),
+            last_name=cell("last name"),
+            email=cell("email").lower(),
+            role=cell("role"),
+        )
+        if len(record) > len(header):
+            row.errors.append(f"has {len(record)} cells but the header names {len(header)} columns")
+        if not row.email:
+            row.errors.append("e-mail is missing")
+        else:
+            try:
+                validate_email(row.email)
+            except ValidationError:
+                row.errors.append(f"“{row.email}” is not a valid e-mail address")
+        role_value = ROLE_BY_LABEL.get(row.role.lower()) if row.role else Role.MEMBER
+        if role_value is None:
+            row.errors.append(f"unknown role “{row.role}” (use Member, Report viewer or Secondary admin)")
+        elif role_value == Role.PRIMARY_ADMIN:
+            row.errors.append("the primary admin can't be set by import; transfer the role from the member page")
+        else:
+            row.role = role_value
+        if len(row.first_name) > 150 or len(row.last_name) > 150:
+            row.errors.append("names are limited to 150 characters")
+        if row.email in existing:
+            row.errors.append(f"{row.email} is already a member of this team")
+        if row.email and row.email in seen:
+            row.errors.append(f"{row.email} also appears on line {seen[row.email]}")
+        elif row.email:
+            seen[row.email] = line
+        rows.append(row)
+    if not rows:
+        return CsvPreview(rows=[], errors=["The file has a header row but nobody in it."])
+    return CsvPreview(rows=rows, errors=[])
+
+
+@transaction.atomic
+def bulk_invite(*, team: Team, data: bytes, actor: User | None) -> list[Membership]:
+    """Invite everybody in a CSV file, or nobody: any bad row refuses the whole file."""
+    preview = parse_member_csv(team=team, data=data)
+    if not preview.ok:
+        problems = preview.errors + [f"line {row.line}: {'; '.join(row.errors)}" for row in preview.bad_rows]
+        raise ValidationError(["Nothing was imported. Fix the file and upload it again.", *problems])
+    memberships = [
+        invite_user(
+            team=team,
+            email=row.email,
+            role=row.role,
+            first_name=row.first_name,
+            last_name=row.last_name,
+            actor=actor,
+        )
+        for row in preview.rows
+    ]
+    write_audit_event(action="member.bulk_invited", actor=actor, team=team, details={"count": len(memberships)})
+    return memberships

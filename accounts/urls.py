@@ -1,0 +1,37 @@
+from django.contrib.auth import views as auth_views
+from django.urls import path, reverse_lazy
+
+from accounts import views
+
+app_name = "accounts"
+
+urlpatterns = [
+    path("", views.start, name="start"),
+    path("teams/<slug:team>/", views.team_home, name="team-home"),
+    path("teams/<slug:team>/users/", views.member_list, name="member-list"),
+    path("teams/<slug:team>/users/invite/", views.member_invite, name="member-invite"),
+    path("teams/<slug:team>/users/import/", views.member_import, name="member-import"),
+    path("teams/<slug:team>/users/<int:pk>/", views.member_detail, name="member-detail"),
+    path("teams/<slug:team>/users/<int:pk>/role/", views.member_role, name="member-role"),
+    path("teams/<slug:team>/users/<int:pk>/resend/", views.member_resend, name="member-resend"),
+    path("teams/<slug:team>/users/<int:pk>/remove/", views.member_remove, name="member-remove"),
+    path("teams/<slug:team>/users/<int:pk>/make-primary/", views.member_transfer, name="member-transfer"),
+    path("teams/<slug:team>/settings/", views.team_settings, name="team-settings"),
+    path("teams/<slug:team>/settings/activity/", views.audit_log, name="audit-log"),
+    path("customers/", views.customer_list, name="customer-list"),
+    path("customers/<slug:slug>/", views.customer_detail, name="customer-detail"),
+    path("account/", views.profile, name="profile"),
+    path(
+        "account/password/",
+        auth_views.PasswordChangeView.as_view(
+            template_name="accounts/password_change.html",
+            success_url=reverse_lazy("accounts:password-change-done"),
+        ),
+        name="password-change",
+    ),
+    path(
+        "account/password/done/",
+        auth_views.PasswordChangeDoneView.as_view(template_name="accounts/password_change_done.html"),
+        name="password-change-done",
+    ),
+]

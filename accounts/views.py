@@ -1,0 +1,413 @@
+"""Thin views: look up through ``accounts.access``, parse a form, call one service."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
+from django_tables2 import RequestConfig
+
+from accounts import selectors, services
+from accounts.access import Perm, TeamAccess, customer_for_rep, customer_teams, rep_resellers, rep_view, team_view
+from accounts.filters import AuditFilter, MemberFilter
+from accounts.forms import (
+    AcceptInvitationForm,
+    ConfirmImportForm,
+    InviteForm,
+    MemberImportForm,
+    ProfileForm,
+    RoleForm,
+    TeamSettingsForm,
+    add_service_errors,
+)
+from accounts.models import Membership, Role
+from accounts.tables import AuditTable, CustomerTable, MemberTable, member_status
+
+IMPORT_SESSION_KEY = "member_import"
+
+
+def _crumbs(access: TeamAccess, *trail: tuple[str, str | None]) -> list[tuple[str, str | None]]:
+    return [(access.team.name, reverse("accounts:team-home", args=[access.team.slug])), *trail]
+
+
+def start(request: HttpRequest) -> HttpResponse:
+    """Where "/" and a fresh sign-in land: the last team used, else the first, else Customers."""
+    slug = request.session.get("last_team")
+    if slug and selectors.Team.objects.filter(slug=slug, memberships__user_id=request.user.pk).exists():
+        return redirect("accounts:team-home", slug)
+    team = selectors.first_team_of_user(request.user)
+    if team is not None:
+        return redirect("accounts:team-home", team.slug)
+    if rep_resellers(request.user):
+        return redirect("accounts:customer-list")
+    if request.user.is_staff:
+        return redirect("admin:index")
+    return render(request, "accounts/no_team.html", status=200)
+
+
+@team_view(Perm.VIEW_TEAM)
+def team_home(request: HttpRequest, access: TeamAccess) -> HttpResponse:
+    team = access.team
+    counts = selectors.role_counts(team=team)
+    return render(
+        request,
+        "accounts/team_home.html",
+        {
+            "team": team,
+            "admins": selectors.team_admins(team=team),
+            "role_counts": [(Role(value).label, n) for value, n in counts.items()],
+            "member_total": sum(counts.values()),
+            "pending_invitations": selectors.pending_invitation_count(team=team),
+            "days_left": selectors.contract_days_left(team=team),
+            "can_manage": access.can(Perm.MANAGE_MEMBERS),
+            "breadcrumbs": [(team.name, None)],
+        },
+    )
+
+
+@team_view(Perm.MANAGE_MEMBERS)
+def member_list(request: HttpRequest, access: TeamAccess) -> HttpResponse:
+    member_filter = MemberFilter(request.GET, queryset=selectors.member_list(team=access.team))
+    table = MemberTable(member_filter.qs, team_slug=access.team.slug)
+    RequestConfig(request, paginate={"per_page": 25}).configure(table)
+    return render(
+        request,
+        "accounts/member_list.html",
+        {
+            "filter": member_filter,
+            "table": table,
+            "breadcrumbs": _crumbs(access, ("User Management", None)),
+        },
+    )
+
+
+@team_view(Perm.MANAGE_MEMBERS)
+@require_http_methods(["GET", "POST"])
+def member_invite(request: HttpRequest, access: TeamAccess) -> HttpResponse:
+    form = InviteForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            membership = services.invite_user(team=access.team, actor=request.user, **form.cleaned_data)
+        except ValidationError as error:
+            add_service_errors(form, error)
+        else:
+            messages.success(request, f"Invitation sent to {membership.user.email}.")
+            return redirect("accounts:member-list", access.team.slug)
+    return render(
+        request,
+        "accounts/member_invite.html",
+        {
+            "form": form,
+            "breadcrumbs": _crumbs(
+                access,
+                ("User Management", reverse("accounts:member-list", args=[access.team.slug])),
+                ("Invite a user", None),
+            ),
+        },
+    )
+
+
+def _membership_or_404(access: TeamAccess, pk: int) -> Membership:
+    membership = selectors.member_for_team(team=access.team, pk=pk)
+    if membership is None:
+        raise Http404("No such member in this team.")
+    return membership
+
+
+@team_view(Perm.MANAGE_MEMBERS)
+def member_detail(request: HttpRequest, access: TeamAccess, pk: int, role_form: RoleForm | None = None) -> HttpResponse:
+    membership = _membership_or_404(access, pk)
+    is_self = membership.user_id == request.user.pk
+    return render(
+        request,
+        "accounts/member_detail.html",
+        {
+            "member": membership,
+            "status": member_status(membership),
+            "is_self": is_self,
+            "role_form": role_form or RoleForm(initial={"role": membership.role}),
+            "can_change_role": membership.role != Role.PRIMARY_ADMIN and not is_self,
+            "can_remove": membership.role != Role.PRIMARY_ADMIN and not is_self,
+            "can_transfer": access.can(Perm.TRANSFER_PRIMARY_ADMIN) and membership.role != Role.PRIMARY_ADMIN,
+            "breadcrumbs": _crumbs(
+                access,
+                ("User Management", reverse("accounts:member-list", args=[access.team.slug])),
+                (membership.user.get_full_name(), None),
+            ),
+        },
+    )
+
+
+@team_view(Perm.MANAGE_MEMBERS)
+@require_POST
+def member_role(request: HttpRequest, access: TeamAccess, pk: int) -> HttpResponse:
+    membership = _membership_or_404(access, pk)
+    form = RoleForm(request.POST)
+    if form.is_valid():
+        try:
+            services.change_role(membership=membership, role=form.cleaned_data["role"], actor=request.user)
+        except ValidationError as error:
+            add_service_errors(form, error)
+        else:
+            messages.success(
+                request, f"{membership.user.get_full_name()} is now a {membership.get_role_display().lower()}."
+            )
+            return redirect("accounts:member-detail", access.team.slug, pk)
+    return member_detail.__wrapped__(request, access, pk, role_form=form)
+
+
+@team_view(Perm.MANAGE_MEMBERS)
+@require_POST
+def member_resend(request: HttpRequest, access: TeamAccess, pk: int) -> HttpResponse:
+    membership = _membership_or_404(access, pk)
+    try:
+        services.resend_invitation(membership=membership, actor=request.user)
+    except ValidationError as error:
+        messages.error(request, error.messages[0])
+    else:
+        messages.success(
+            request, f"A new invitation was sent to {membership.user.email}; the old link no longer works."
+        )
+    return redirect("accounts:member-detail", access.team.slug, pk)
+
+
+@team_view(Perm.MANAGE_MEMBERS)
+@require_http_methods(["GET", "POST"])
+def member_remove(request: HttpRequest, access: TeamAccess, pk: int) -> HttpResponse:
+    membership = _membership_or_404(access, pk)
+    error = None
+    if request.method == "POST":
+        try:
+            services.remove_member(membership=membership, actor=request.user)
+        except ValidationError as exc:
+            error = exc.messages[0]
+        else:
+            messages.success(request, f"{membership.user.email} was removed from {access.team.name}.")
+            return redirect("accounts:member-list", access.team.slug)
+    return render(
+        request,
+        "accounts/member_remove.html",
+        {
+            "member": membership,
+            "error": error,
+            "breadcrumbs": _crumbs(
+                access,
+                ("User Management", reverse("accounts:member-list", args=[access.team.slug])),
+                (membership.user.get_full_name(), reverse("accounts:member-detail", args=[access.team.slug, pk])),
+                ("Remove", None),
+            ),
+        },
+        status=400 if error else 200,
+    )
+
+
+@team_view(Perm.TRANSFER_PRIMARY_ADMIN)
+@require_http_methods(["GET", "POST"])
+def member_transfer(request: HttpRequest, access: TeamAccess, pk: int) -> HttpResponse:
+    membership = _membership_or_404(access, pk)
+    error = None
+    if request.method == "POST":
+        try:
+            services.transfer_primary_admin(team=access.team, to=membership, actor=request.user)
+        except ValidationError as exc:
+            error = exc.messages[0]
+        else:
+            messages.success(
+                request, f"{membership.user.get_full_name()} is now the primary admin; you remain a secondary admin."
+            )
+            return redirect("accounts:member-detail", access.team.slug, pk)
+    return render(
+        request,
+        "accounts/member_transfer.html",
+        {
+            "member": membership,
+            "error": error,
+            "breadcrumbs": _crumbs(
+                access,
+                ("User Management", reverse("accounts:member-list", args=[access.team.slug])),
+                (membership.user.get_full_name(), reverse("accounts:member-detail", args=[access.team.slug, pk])),
+                ("Make primary admin", None),
+            ),
+        },
+        status=400 if error else 200,
+    )
+
+
+@team_view(Perm.MANAGE_MEMBERS)
+@require_http_methods(["GET", "POST"])
+def member_import(request: HttpRequest, access: TeamAccess) -> HttpResponse:
+    """Upload a CSV, see every row checked, then confirm; nothing is written before that."""
+    team = access.team
+    crumbs = _crumbs(
+        access,
+        ("User Management", reverse("accounts:member-list", args=[team.slug])),
+        ("Import from CSV", None),
+    )
+    uploads: dict = request.session.setdefault(IMPORT_SESSION_KEY, {})
+    upload_form = MemberImportForm()
+    preview = None
+    upload_id = None
+    status = 200
+    if request.method == "POST" and "confirm" in request.POST:
+        confirm = ConfirmImportForm(request.POST)
+        stored = uploads.get(request.POST.get("upload_id", "")) if confirm.is_valid() else None
+        if stored is None or stored["team"] != team.pk:
+            messages.error(request, "That upload has expired. Upload the file again.")
+            return redirect("accounts:member-import", team.slug)
+        data = base64.b64decode(stored["data"])
+        try:
+            invited = services.bulk_invite(team=team, data=data, actor=request.user)
+        except ValidationError:
+            # Something changed since the preview (say, a person was added meanwhile): show it again.
+            preview, upload_id, status = (
+                services.parse_member_csv(team=team, data=data),
+                confirm.cleaned_data["upload_id"],
+                400,
+            )
+        else:
+            uploads.pop(confirm.cleaned_data["upload_id"], None)
+            request.session.modified = True
+            messages.success(request, f"Invited {len(invited)} {'person' if len(invited) == 1 else 'people'}.")
+            return redirect("accounts:member-list", team.slug)
+    elif request.method == "POST":
+        upload_form = MemberImportForm(request.POST, request.FILES)
+        if upload_form.is_valid():
+            data = upload_form.cleaned_data["file"]
+            preview = services.parse_member_csv(team=team, data=data)
+            upload_id = secrets.token_urlsafe(12)
+            # Keep only the latest upload per person and team: the session stays small.
+            uploads.clear()
+            uploads[upload_id] = {"team": team.pk, "data": base64.b64encode(data).decode()}
+            request.session.modified = True
+            status = 200 if preview.ok else 400
+        else:
+            status = 400
+    return render(
+        request,
+        "accounts/member_import.html",
+        {"form": upload_form, "preview": preview, "upload_id": upload_id, "breadcrumbs": crumbs},
+        status=status,
+    )
+
+
+@team_view(Perm.MANAGE_SETTINGS)
+@require_http_methods(["GET", "POST"])
+def team_settings(request: HttpRequest, access: TeamAccess) -> HttpResponse:
+    team = access.team
+    form = TeamSettingsForm.for_team(team, request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.update_team_settings(team=team, actor=request.user, **form.cleaned_data)
+        except ValidationError as error:
+            add_service_errors(form, error)
+        else:
+            messages.success(request, "Team settings saved.")
+            return redirect("accounts:team-settings", team.slug)
+    return render(
+        request,
+        "accounts/team_settings.html",
+        {"form": form, "team": team, "breadcrumbs": _crumbs(access, ("Settings", None))},
+        status=400 if form.errors else 200,
+    )
+
+
+@team_view(Perm.VIEW_AUDIT)
+def audit_log(request: HttpRequest, access: TeamAccess) -> HttpResponse:
+    audit_filter = AuditFilter(request.GET, queryset=selectors.audit_events(team=access.team))
+    table = AuditTable(audit_filter.qs)
+    RequestConfig(request, paginate={"per_page": 50}).configure(table)
+    return render(
+        request,
+        "accounts/audit_log.html",
+        {
+            "filter": audit_filter,
+            "table": table,
+            "breadcrumbs": _crumbs(
+                access, ("Settings", reverse("accounts:team-settings", args=[access.team.slug])), ("Activity log", None)
+            ),
+        },
+    )
+
+
+@rep_view
+def customer_list(request: HttpRequest) -> HttpResponse:
+    table = CustomerTable(selectors.customer_list(teams=customer_teams(request.user)))
+    RequestConfig(request, paginate={"per_page": 25}).configure(table)
+    return render(
+        request,
+        "accounts/customer_list.html",
+        {"table": table, "resellers": request.rep_resellers, "breadcrumbs": [("Customers", None)]},
+    )
+
+
+@rep_view
+def customer_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    team = customer_for_rep(request.user, slug)
+    counts = selectors.role_counts(team=team)
+    return render(
+        request,
+        "accounts/customer_detail.html",
+        {
+            "team": team,
+            "admins": selectors.team_admins(team=team),
+            "member_total": sum(counts.values()),
+            "days_left": selectors.contract_days_left(team=team),
+            "breadcrumbs": [("Customers", reverse("accounts:customer-list")), (team.name, None)],
+        },
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def profile(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    form = ProfileForm(request.POST or None, initial={"first_name": user.first_name, "last_name": user.last_name})
+    if request.method == "POST" and form.is_valid():
+        services.update_profile(user=user, **form.cleaned_data)
+        messages.success(request, "Your profile was saved.")
+        return redirect("accounts:profile")
+    return render(request, "accounts/profile.html", {"form": form, "breadcrumbs": [("Your profile", None)]})
+
+
+@login_not_required
+@require_http_methods(["GET", "POST"])
+def accept_invitation(request: HttpRequest, token: str) -> HttpResponse:
+    invitation = services.invitation_for_token(token)
+    if invitation is None:
+        return render(request, "accounts/invitation_invalid.html", status=404)
+    user = invitation.membership.user
+    form = AcceptInvitationForm(
+        request.POST or None, initial={"first_name": user.first_name, "last_name": user.last_name}
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = services.accept_invitation(
+                token=token,
+                password=form.cleaned_data["password1"],
+                first_name=form.cleaned_data["first_name"],
+                last_name=form.cleaned_data["last_name"],
+            )
+        except ValidationError as error:
+            form.add_error("password1", error)
+        else:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            messages.success(request, f"Welcome to {invitation.membership.team.name}!")
+            return redirect("accounts:team-home", invitation.membership.team.slug)
+    return render(
+        request,
+        "accounts/invitation_accept.html",
+        {"form": form, "invitation": invitation, "email": user.email},
+        status=400 if form.errors else 200,
+    )
+
+
+@login_not_required
+def healthz(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("ok", content_type="text/plain")
