@@ -6,6 +6,7 @@ console, Celery tasks run in-process. Production sets ``DATABASE_URL``, ``REDIS_
 ``FLEX_SECURE_COOKIES=1`` (see docs/operations.md).
 """
 
+import warnings
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -154,6 +155,8 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# In development whitenoise serves straight from the finders; the collected folder need not exist.
+warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
