@@ -153,7 +153,7 @@ def member_role(request: HttpRequest, access: TeamAccess, pk: int) -> HttpRespon
     form = RoleForm(request.POST)
     if form.is_valid():
         try:
-            services.change_role(membership=membership, role=form.cleaned_data["role"], actor=request.user)
+            membership = services.change_role(membership=membership, role=form.cleaned_data["role"], actor=request.user)
         except ValidationError as error:
             add_service_errors(form, error)
         else:

@@ -125,6 +125,8 @@ AXES_COOLOFF_TIME = timedelta(minutes=15)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# The sign-in form posts the e-mail as "username" (Django's AuthenticationForm).
+AXES_USERNAME_FORM_FIELD = "username"
 AXES_VERBOSE = False
 
 # --- Security --------------------------------------------------------------------------

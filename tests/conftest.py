@@ -18,6 +18,12 @@ from tests.factories import PASSWORD, MembershipFactory, ResellerFactory, SalesR
 REQUIRE_SERVICES = os.environ.get("FLEX_REQUIRE_SERVICES") == "1"
 
 
+def pytest_configure(config):
+    from django.conf import settings
+
+    # Password hashing is deliberately slow; tests create many users.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):

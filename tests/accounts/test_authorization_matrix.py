@@ -1,0 +1,145 @@
+"""The authorization matrix: every page, every persona, own team and another team.
+
+One row per page: the status each persona gets on the team's page ("team") and on the
+same page of a team they have nothing to do with ("other_team"). Later features add rows.
+"""
+
+from __future__ import annotations
+
+import html
+
+import pytest
+from django.urls import reverse
+
+from accounts.models import Membership
+
+ROLES = ["primary_admin", "secondary_admin", "report_viewer", "member", "sales_rep", "outsider", "anonymous"]
+
+# page -> (how to build its arguments, {role: status on the own team's page})
+# For "other_team" every team role gets 404, the outsider (primary admin there) gets what
+# a primary admin gets, and the anonymous visitor is sent to sign in (302).
+ADMIN_ONLY = {
+    "primary_admin": 200,
+    "secondary_admin": 200,
+    "report_viewer": 403,
+    "member": 403,
+    "sales_rep": 404,
+    "outsider": 404,
+    "anonymous": 302,
+}
+EVERY_MEMBER = {**ADMIN_ONLY, "report_viewer": 200, "member": 200}
+PRIMARY_ONLY = {**ADMIN_ONLY, "secondary_admin": 403}
+
+TEAM_PAGES: dict[str, tuple[str, dict[str, int]]] = {
+    "accounts:team-home": ("team", EVERY_MEMBER),
+    "accounts:member-list": ("team", ADMIN_ONLY),
+    "accounts:member-invite": ("team", ADMIN_ONLY),
+    "accounts:member-import": ("team", ADMIN_ONLY),
+    "accounts:member-detail": ("member", ADMIN_ONLY),
+    "accounts:member-remove": ("member", ADMIN_ONLY),
+    "accounts:member-transfer": ("member", PRIMARY_ONLY),
+    "accounts:team-settings": ("team", ADMIN_ONLY),
+    "accounts:audit-log": ("team", ADMIN_ONLY),
+}
+
+# Pages outside any team.
+NON_TEAM = {"primary_admin": 403, "secondary_admin": 403, "report_viewer": 403, "member": 403, "outsider": 403}
+OTHER_PAGES: dict[str, tuple[str, dict[str, int]]] = {
+    "accounts:customer-list": ("none", {**NON_TEAM, "sales_rep": 200, "anonymous": 302}),
+    "accounts:customer-detail": ("customer", {**NON_TEAM, "sales_rep": 200, "anonymous": 302}),
+    "accounts:profile": ("none", dict.fromkeys(ROLES, 200) | {"anonymous": 302}),
+    "accounts:password-change": ("none", dict.fromkeys(ROLES, 200) | {"anonymous": 302}),
+    "accounts:start": ("none", dict.fromkeys(ROLES, 302)),
+}
+
+
+def _args(kind: str, team, personas) -> list:
+    if kind == "team":
+        return [team.slug]
+    if kind == "member":
+        # A plain member of that team, so that every page (remove, transfer) applies to them.
+        membership = Membership.objects.filter(team=team, role="member").first()
+        return [team.slug, membership.pk]
+    if kind == "customer":
+        return [team.slug]
+    return []
+
+
+def _client_for(client, personas, role: str):
+    if role != "anonymous":
+        client.force_login(personas.by_role(role))
+    return client
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("target", ["team", "other_team"])
+@pytest.mark.parametrize("url_name", sorted(TEAM_PAGES))
+def test_team_page_access(client, personas, url_name, role, target):
+    kind, expected_own = TEAM_PAGES[url_name]
+    team = personas.team if target == "team" else personas.other_team
+    if target == "team":
+        expected = expected_own[role]
+    elif role == "anonymous":
+        expected = 302
+    elif role == "outsider":
+        expected = expected_own["primary_admin"]
+    else:
+        expected = 404
+    response = _client_for(client, personas, role).get(reverse(url_name, args=_args(kind, team, personas)))
+    assert response.status_code == expected, f"{url_name} as {role} on {target}"
+    if expected == 302:
+        assert response.url.startswith(reverse("login"))
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("url_name", sorted(OTHER_PAGES))
+def test_other_page_access(client, personas, url_name, role):
+    kind, expected = OTHER_PAGES[url_name]
+    response = _client_for(client, personas, role).get(reverse(url_name, args=_args(kind, personas.team, personas)))
+    assert response.status_code == expected[role], f"{url_name} as {role}"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_sales_rep_cannot_open_a_customer_of_another_reseller(client, personas, role):
+    response = _client_for(client, personas, role).get(
+        reverse("accounts:customer-detail", args=[personas.other_team.slug])
+    )
+    expected = {"sales_rep": 404, "anonymous": 302}.get(role, 403)
+    assert response.status_code == expected
+
+
+@pytest.mark.parametrize(
+    "url_name,data",
+    [("accounts:member-role", {"role": "report_viewer"}), ("accounts:member-resend", {})],
+)
+@pytest.mark.parametrize("role", ROLES)
+def test_post_only_actions_follow_the_same_rules(client, personas, url_name, data, role):
+    membership = Membership.objects.get(team=personas.team, user=personas.member)
+    response = _client_for(client, personas, role).post(
+        reverse(url_name, args=[personas.team.slug, membership.pk]), data
+    )
+    allowed = ADMIN_ONLY[role] == 200
+    if allowed:
+        assert response.status_code == 302  # done, or refused with a message, then back to the member
+    else:
+        assert response.status_code == ADMIN_ONLY[role]
+    membership.refresh_from_db()
+    if not allowed:
+        assert membership.role == "member"
+
+
+def test_a_member_of_another_team_is_not_found_through_your_team(admin_client, personas):
+    foreign = Membership.objects.get(team=personas.other_team, user=personas.outsider)
+    for name in ("accounts:member-detail", "accounts:member-remove", "accounts:member-transfer"):
+        response = admin_client.get(reverse(name, args=[personas.team.slug, foreign.pk]))
+        assert response.status_code == 404
+    response = admin_client.post(reverse("accounts:member-remove", args=[personas.team.slug, foreign.pk]))
+    assert response.status_code == 404
+    assert Membership.objects.filter(pk=foreign.pk).exists()
+
+
+def test_forbidden_page_explains_itself(client, personas):
+    client.force_login(personas.report_viewer)
+    response = client.get(reverse("accounts:member-list", args=[personas.team.slug]))
+    assert response.status_code == 403
+    assert "As a report viewer you can't manage the team's users" in html.unescape(response.content.decode())
