@@ -1,8 +1,10 @@
 """Staff views. Accounts rows are changed only through the services (and so audited):
 the admin shows them, and lets staff switch a person's active and staff flags."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 
+from accounts import services
 from accounts.models import AuditEvent, Invitation, Membership, Reseller, SalesRep, Team, User
 
 
@@ -30,6 +32,15 @@ class UserAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+    def save_model(self, request, obj: User, form, change: bool) -> None:
+        # Through the service, so the change is audited like every other.
+        try:
+            services.set_user_flags(
+                user=User.objects.get(pk=obj.pk), is_active=obj.is_active, is_staff=obj.is_staff, actor=request.user
+            )
+        except ValidationError as error:
+            messages.error(request, error.messages[0])
 
 
 @admin.register(Reseller)

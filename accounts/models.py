@@ -6,6 +6,7 @@ the demo seeder all go through those functions so that every change is audited.
 
 from __future__ import annotations
 
+import hashlib
 import zoneinfo
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
@@ -184,6 +185,11 @@ class Membership(models.Model):
         return self.role in ADMIN_ROLES
 
 
+def hash_token(token: str) -> str:
+    """Invitation links carry a random token; only this hash of it is stored."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 class Invitation(models.Model):
     """A link, sent by e-mail, with which an invited person sets a password.
 
@@ -216,8 +222,9 @@ class AuditEvent(models.Model):
     actor = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     actor_email = models.CharField(max_length=254, blank=True, help_text="Kept when the actor is deleted.")
     action = models.CharField(max_length=64, db_index=True)
-    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="audit_events")
-    reseller = models.ForeignKey(Reseller, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    # The trail outlives what it describes: deleting a team or reseller keeps its events.
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events")
+    reseller = models.ForeignKey(Reseller, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     target_type = models.CharField(max_length=64, blank=True)
     target_id = models.CharField(max_length=64, blank=True)
     target_repr = models.CharField(max_length=300, blank=True)

@@ -7,7 +7,7 @@ from datetime import date
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from accounts.models import ADMIN_ROLES, AuditEvent, Membership, Role, Team, User
+from accounts.models import ADMIN_ROLES, AuditEvent, Invitation, Membership, Role, Team, User, hash_token
 
 
 def teams_of_user(user: User) -> list[Team]:
@@ -18,18 +18,26 @@ def first_team_of_user(user: User) -> Team | None:
     return Team.objects.filter(memberships__user_id=user.pk).order_by("name").first()
 
 
-def member_list(*, team: Team, filters: dict | None = None) -> QuerySet[Membership]:
-    """The team's memberships with user and invitation, for the members table.
+def member_list(*, team: Team) -> QuerySet[Membership]:
+    """The team's memberships with user and invitation, for the members table
+    (``MemberFilter`` narrows it)."""
+    return Membership.objects.filter(team=team).select_related("user", "invitation", "invited_by")
 
-    ``filters`` is the cleaned data of ``MemberFilter`` (q, role), applied here so the
-    same narrowing serves the page and any export.
-    """
-    from accounts.filters import MemberFilter
 
-    queryset = Membership.objects.filter(team=team).select_related("user", "invitation", "invited_by")
-    if filters is not None:
-        queryset = MemberFilter(filters, queryset=queryset).qs
-    return queryset
+def is_member(*, user: User, slug: str) -> bool:
+    return Membership.objects.filter(team__slug=slug, user_id=user.pk).exists()
+
+
+def pending_invitation(*, token: str) -> Invitation | None:
+    """The pending, unexpired invitation a link stands for, or None."""
+    invitation = (
+        Invitation.objects.select_related("membership__user", "membership__team")
+        .filter(token_hash=hash_token(token or ""), accepted_at__isnull=True)
+        .first()
+    )
+    if invitation is None or invitation.is_expired():
+        return None
+    return invitation
 
 
 def member_for_team(*, team: Team, pk: int) -> Membership | None:

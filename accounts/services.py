@@ -9,7 +9,6 @@ whoever calls (one primary admin per team, no duplicate member) live here.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import secrets
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts import selectors
 from accounts.audit import write_audit_event
 from accounts.models import (
     Invitation,
@@ -32,12 +32,10 @@ from accounts.models import (
     SalesRep,
     Team,
     User,
+    hash_token,
     validate_time_zone,
 )
-
-
-def _hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+from flexadmin.celery import enqueue_on_commit
 
 
 def normalize_email(email: str) -> str:
@@ -52,15 +50,13 @@ def normalize_email(email: str) -> str:
 def _enqueue_invitation_email(invitation: Invitation, token: str) -> None:
     from accounts.tasks import send_invitation_email_task
 
-    invitation_id = invitation.pk
-    transaction.on_commit(lambda: send_invitation_email_task.delay(invitation_id, token))
+    enqueue_on_commit(send_invitation_email_task, invitation.pk, token)
 
 
 def _enqueue_added_email(membership: Membership) -> None:
     from accounts.tasks import send_added_to_team_email_task
 
-    membership_id = membership.pk
-    transaction.on_commit(lambda: send_added_to_team_email_task.delay(membership_id))
+    enqueue_on_commit(send_added_to_team_email_task, membership.pk)
 
 
 # --- Resellers and teams ------------------------------------------------------------------
@@ -245,7 +241,7 @@ def invite_user(
         token = secrets.token_urlsafe(32)
         invitation = Invitation.objects.create(
             membership=membership,
-            token_hash=_hash_token(token),
+            token_hash=hash_token(token),
             expires_at=timezone.now() + timedelta(days=settings.FLEX_INVITATION_DAYS),
         )
         if notify:
@@ -263,7 +259,7 @@ def resend_invitation(*, membership: Membership, actor: User | None) -> Invitati
     if invitation is None or not invitation.is_pending or membership.user.has_usable_password():
         raise ValidationError(f"{membership.user.email} has already accepted; there is nothing to resend.")
     token = secrets.token_urlsafe(32)
-    invitation.token_hash = _hash_token(token)
+    invitation.token_hash = hash_token(token)
     invitation.sent_at = timezone.now()
     invitation.expires_at = invitation.sent_at + timedelta(days=settings.FLEX_INVITATION_DAYS)
     invitation.send_count += 1
@@ -273,21 +269,9 @@ def resend_invitation(*, membership: Membership, actor: User | None) -> Invitati
     return invitation
 
 
-def invitation_for_token(token: str) -> Invitation | None:
-    """The pending, unexpired invitation a link stands for, or None."""
-    invitation = (
-        Invitation.objects.select_related("membership__user", "membership__team")
-        .filter(token_hash=_hash_token(token or ""), accepted_at__isnull=True)
-        .first()
-    )
-    if invitation is None or invitation.is_expired():
-        return None
-    return invitation
-
-
 @transaction.atomic
 def accept_invitation(*, token: str, password: str, first_name: str = "", last_name: str = "") -> User:
-    invitation = invitation_for_token(token)
+    invitation = selectors.pending_invitation(token=token)
     if invitation is None:
         raise ValidationError("This invitation link is no longer valid. Ask your admin to send a new one.")
     user = invitation.membership.user
@@ -378,6 +362,24 @@ def transfer_primary_admin(*, team: Team, to: Membership, actor: User | None) ->
         details={"from": current.user.email if current else None, "to": to.user.email},
     )
     return to
+
+
+@transaction.atomic
+def set_user_flags(*, user: User, is_active: bool, is_staff: bool, actor: User | None) -> User:
+    """Staff switch a person's access on or off (the Django admin calls this)."""
+    changes = {
+        name: [getattr(user, name), value]
+        for name, value in (("is_active", is_active), ("is_staff", is_staff))
+        if getattr(user, name) != value
+    }
+    if actor is not None and actor.pk == user.pk and changes:
+        raise ValidationError("Staff can't change their own access; ask another staff member.")
+    if not changes:
+        return user
+    user.is_active, user.is_staff = is_active, is_staff
+    user.save(update_fields=["is_active", "is_staff"])
+    write_audit_event(action="user.access_changed", actor=actor, target=user, details=changes)
+    return user
 
 
 @transaction.atomic

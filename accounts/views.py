@@ -41,7 +41,7 @@ def _crumbs(access: TeamAccess, *trail: tuple[str, str | None]) -> list[tuple[st
 def start(request: HttpRequest) -> HttpResponse:
     """Where "/" and a fresh sign-in land: the last team used, else the first, else Customers."""
     slug = request.session.get("last_team")
-    if slug and selectors.Team.objects.filter(slug=slug, memberships__user_id=request.user.pk).exists():
+    if slug and selectors.is_member(user=request.user, slug=slug):
         return redirect("accounts:team-home", slug)
     team = selectors.first_team_of_user(request.user)
     if team is not None:
@@ -379,7 +379,7 @@ def profile(request: HttpRequest) -> HttpResponse:
 @login_not_required
 @require_http_methods(["GET", "POST"])
 def accept_invitation(request: HttpRequest, token: str) -> HttpResponse:
-    invitation = services.invitation_for_token(token)
+    invitation = selectors.pending_invitation(token=token)
     if invitation is None:
         return render(request, "accounts/invitation_invalid.html", status=404)
     user = invitation.membership.user

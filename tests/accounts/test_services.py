@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts import services
+from accounts import selectors, services
 from accounts.models import AuditEvent, Invitation, Membership, Role, Team, User
 
 
@@ -139,9 +139,9 @@ def test_an_invitation_link_expires_after_seven_days(personas, send_mail_now):
         send_mail_now(services.invite_user, team=personas.team, email="late@example.com", actor=None)
         token = _link_token(mail.outbox[0])
         clock.shift(timedelta(days=7, seconds=-1))
-        assert services.invitation_for_token(token) is not None
+        assert selectors.pending_invitation(token=token) is not None
         clock.shift(timedelta(seconds=1))
-        assert services.invitation_for_token(token) is None
+        assert selectors.pending_invitation(token=token) is None
         with pytest.raises(ValidationError):
             services.accept_invitation(token=token, password="a-long-enough-pass-42")
 
@@ -152,8 +152,8 @@ def test_resending_an_invitation_replaces_the_link_and_extends_it(personas, send
     send_mail_now(services.resend_invitation, membership=membership, actor=personas.primary_admin)
     new_token = _link_token(mail.outbox[1])
     assert new_token != old_token
-    assert services.invitation_for_token(old_token) is None
-    assert services.invitation_for_token(new_token).send_count == 2
+    assert selectors.pending_invitation(token=old_token) is None
+    assert selectors.pending_invitation(token=new_token).send_count == 2
 
 
 def test_resending_to_someone_who_accepted_is_refused(personas):
