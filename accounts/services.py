@@ -410,6 +410,10 @@ class CsvRow:
     def ok(self) -> bool:
         return not self.errors
 
+    @property
+    def role_label(self) -> str:
+        return Role(self.role).label if self.role in Role.values else self.role
+
 
 @dataclass
 class CsvPreview:

@@ -68,7 +68,6 @@ def team_home(request: HttpRequest, access: TeamAccess) -> HttpResponse:
             "pending_invitations": selectors.pending_invitation_count(team=team),
             "days_left": selectors.contract_days_left(team=team),
             "can_manage": access.can(Perm.MANAGE_MEMBERS),
-            "breadcrumbs": [(team.name, None)],
         },
     )
 
@@ -339,13 +338,11 @@ def audit_log(request: HttpRequest, access: TeamAccess) -> HttpResponse:
 
 @rep_view
 def customer_list(request: HttpRequest) -> HttpResponse:
-    table = CustomerTable(selectors.customer_list(teams=customer_teams(request.user)))
+    # The reseller column only helps a rep who works for more than one reseller.
+    exclude = ("reseller",) if len(request.rep_resellers) == 1 else ()
+    table = CustomerTable(selectors.customer_list(teams=customer_teams(request.user)), exclude=exclude)
     RequestConfig(request, paginate={"per_page": 25}).configure(table)
-    return render(
-        request,
-        "accounts/customer_list.html",
-        {"table": table, "resellers": request.rep_resellers, "breadcrumbs": [("Customers", None)]},
-    )
+    return render(request, "accounts/customer_list.html", {"table": table, "resellers": request.rep_resellers})
 
 
 @rep_view

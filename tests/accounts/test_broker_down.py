@@ -23,7 +23,6 @@ def dead_broker():
 
 def _drop_connection_pools() -> None:
     # The pools keep the broker address they were made with; make them anew.
-    app.pool.force_close_all()
     app._pool = None
     app.amqp._producer_pool = None
 

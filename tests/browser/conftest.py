@@ -1,0 +1,109 @@
+"""Browser tests: a real Chromium, driven by Playwright, against pytest-django's live server.
+
+Chromium is never downloaded: the suite uses the one installed on the machine (Debian's
+``/usr/bin/chromium``, or the path in ``FLEX_CHROMIUM``). Without one the tests skip with
+the reason, unless ``FLEX_REQUIRE_BROWSER=1`` (CI), which turns that into a failure.
+
+Every test asks for ``live_server``, which makes its database transactional: the server
+thread must see the rows the test writes, so they cannot sit in an open transaction.
+Screenshots land in ``test-output/screenshots/`` at the repository root (git-ignored).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+# Playwright's sync API keeps an event loop running in the test thread, and Django's ORM
+# refuses to run in a thread with a running loop unless told this is on purpose.
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+BROWSER_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BROWSER_DIR.parents[1]
+SCREENSHOT_DIR = REPO_ROOT / "test-output" / "screenshots"
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# Pages of this app answer in milliseconds; a missing element should fail fast, not after 30 s.
+TIMEOUT_MS = 10_000
+
+expect.set_options(timeout=TIMEOUT_MS)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test in this folder ``browser`` (so ``-m "not browser"`` leaves them out)."""
+    for item in items:
+        if BROWSER_DIR in Path(str(item.path)).resolve().parents:
+            item.add_marker(pytest.mark.browser)
+
+
+def find_chromium() -> str | None:
+    candidates = [os.environ.get("FLEX_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium")]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    executable = find_chromium()
+    if executable is None:
+        reason = (
+            "No Chromium found (looked at $FLEX_CHROMIUM, /usr/bin/chromium and `chromium` on PATH); "
+            "install Debian's chromium or point FLEX_CHROMIUM at a Chromium binary."
+        )
+        if os.environ.get("FLEX_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"FLEX_REQUIRE_BROWSER=1: {reason}", pytrace=False)
+        pytest.skip(reason)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser, live_server) -> Iterator[Page]:
+    """A fresh browser context (no cookies) per test, so each test signs in on its own."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=live_server.url)
+    context.set_default_timeout(TIMEOUT_MS)
+    context.set_default_navigation_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def screenshot(page: Page, name: str) -> Path:
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOT_DIR / name
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def login(page: Page, live_server, email: str, password: str) -> None:
+    """Sign in through the real form and wait until the app has taken us somewhere else."""
+    page.goto(f"{live_server.url}/auth/login/")
+    page.get_by_label("E-mail address").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(lambda url: "/auth/login/" not in url)
+    page.wait_for_load_state("domcontentloaded")
+
+
+def nav_labels(page: Page) -> list[str]:
+    """The link texts of the left navigation, in order."""
+    links = page.locator('nav#sidenav[aria-label="Main"] a')
+    return [re.sub(r"\s+", " ", text).strip() for text in links.all_inner_texts()]
