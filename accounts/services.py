@@ -12,7 +12,7 @@ import csv
 import io
 import secrets
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
@@ -24,6 +24,7 @@ from django.utils import timezone
 from accounts import selectors
 from accounts.audit import write_audit_event
 from accounts.models import (
+    FlexAssignment,
     Invitation,
     Membership,
     Plan,
@@ -533,3 +534,68 @@ def bulk_invite(*, team: Team, data: bytes, actor: User | None) -> list[Membersh
     ]
     write_audit_event(action="member.bulk_invited", actor=actor, team=team, details={"count": len(memberships)})
     return memberships
+
+
+# --- Flex assignments ---------------------------------------------------------------------------
+
+
+@transaction.atomic
+def assign_flex(
+    *,
+    team: Team,
+    user: User,
+    products: str | list[str] = "all",
+    actor: User | None,
+    at: datetime | None = None,
+) -> FlexAssignment:
+    """Let a member spend the team's tokens: on every product ("all") or on a list of codes.
+
+    A change ends the current assignment and starts a new one, so the history shows who
+    could spend what, and when.
+    """
+    from billing.models import Rate
+
+    at = at or timezone.now()
+    if not Membership.objects.filter(team=team, user=user).exists():
+        raise ValidationError({"user": f"{user.email} is not a member of {team}."})
+    if products == "all":
+        all_products, codes = True, []
+    elif isinstance(products, list | tuple) and products and all(isinstance(p, str) for p in products):
+        codes = sorted(set(products))
+        unknown = sorted(set(codes) - set(Rate.objects.filter(code__in=codes).values_list("code", flat=True)))
+        if unknown:
+            raise ValidationError({"products": f"Unknown product code(s): {', '.join(unknown)}."})
+        all_products = False
+    else:
+        raise ValidationError({"products": "Give “all” or a non-empty list of product codes."})
+    Team.objects.select_for_update().filter(pk=team.pk).first()
+    current = FlexAssignment.objects.select_for_update().filter(team=team, user=user, removed_at__isnull=True).first()
+    if current is not None:
+        if current.all_products == all_products and sorted(current.products) == codes:
+            return current
+        current.removed_at, current.removed_by = at, actor
+        current.save(update_fields=["removed_at", "removed_by"])
+    assignment = FlexAssignment.objects.create(
+        team=team, user=user, all_products=all_products, products=codes, assigned_at=at, assigned_by=actor
+    )
+    write_audit_event(
+        action="flex.assigned",
+        actor=actor,
+        team=team,
+        target=user,
+        details={"products": "all" if all_products else codes},
+    )
+    return assignment
+
+
+@transaction.atomic
+def remove_flex(*, team: Team, user: User, actor: User | None, at: datetime | None = None) -> FlexAssignment | None:
+    """End a member's Flex assignment; returns the ended row (None if there was none)."""
+    at = at or timezone.now()
+    current = FlexAssignment.objects.select_for_update().filter(team=team, user=user, removed_at__isnull=True).first()
+    if current is None:
+        return None
+    current.removed_at, current.removed_by = at, actor
+    current.save(update_fields=["removed_at", "removed_by"])
+    write_audit_event(action="flex.removed", actor=actor, team=team, target=user)
+    return current

@@ -1,0 +1,5 @@
+from django.core.exceptions import ValidationError
+
+
+class Conflict(ValidationError):
+    """Well-formed but clashing with what exists (an order reference reused with other data)."""

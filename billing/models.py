@@ -1,0 +1,316 @@
+"""Tokens and what happens to them: the rate sheet, packs, legacy cloud credits, the
+append-only ledger, usage events with their stored outcomes, and the 24-hour windows.
+
+Rows are written only by ``billing.services``. Invariants are in the database too:
+CHECK constraints on amounts, unique constraints for idempotency.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import Reseller, Team
+
+ZERO = Decimal("0.00")
+
+
+def money_field(**kwargs) -> models.DecimalField:
+    """Tokens and credits: decimals with two places, never floats."""
+    return models.DecimalField(max_digits=14, decimal_places=2, **kwargs)
+
+
+class ChargeType(models.TextChoices):
+    DAILY = "daily", "Per day"
+    PER_RESULT = "per_result", "Per result"
+    FREE = "free", "Free with a token balance"
+
+
+class Rate(models.Model):
+    """One row of the rate sheet: a product or cloud service priced from a moment on.
+
+    A rate change is a new row with a later ``effective_from``; usage is priced at the
+    row in force when it happened.
+    """
+
+    code = models.SlugField(max_length=64)
+    name = models.CharField(max_length=200)
+    charge_type = models.CharField(max_length=20, choices=ChargeType.choices)
+    tokens = money_field(default=ZERO, help_text="Tokens per day, per result or per unit; 0 for free products.")
+    unit = models.CharField(max_length=40, default="day", help_text="What one charge buys: day, simulation, hour…")
+    cloud_credit_eligible = models.BooleanField(
+        default=False, help_text="A pay-per-result cloud service that used to take cloud credits."
+    )
+    grace_minutes = models.PositiveIntegerField(default=5, help_text="Daily products: shorter sessions cost nothing.")
+    effective_from = models.DateTimeField()
+    illustrative = models.BooleanField(default=False, help_text="A plausible demo rate, not a published one.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["code", "-effective_from"]
+        constraints = [
+            models.UniqueConstraint(fields=["code", "effective_from"], name="rate_unique_code_effective_from"),
+            models.CheckConstraint(condition=Q(tokens__gte=0), name="rate_tokens_not_negative"),
+            models.CheckConstraint(
+                condition=Q(charge_type__in=["daily", "per_result", "free"]), name="rate_charge_type_known"
+            ),
+            models.CheckConstraint(
+                condition=Q(cloud_credit_eligible=False) | Q(charge_type="per_result"),
+                name="rate_only_per_result_takes_credits",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.code}) from {self.effective_from:%Y-%m-%d}"
+
+
+class RateVariant(models.Model):
+    """A priced variant of a per-result service (simple / moderate / complex …)."""
+
+    rate = models.ForeignKey(Rate, on_delete=models.CASCADE, related_name="variants")
+    code = models.SlugField(max_length=64)
+    tokens = money_field()
+
+    class Meta:
+        ordering = ["rate", "tokens"]
+        constraints = [
+            models.UniqueConstraint(fields=["rate", "code"], name="ratevariant_unique_code"),
+            models.CheckConstraint(condition=Q(tokens__gte=0), name="ratevariant_tokens_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rate.code}/{self.code}: {self.tokens}"
+
+
+class TokenPack(models.Model):
+    """Tokens bought through a reseller; valid for ``FLEX_PACK_TERM_MONTHS`` from purchase."""
+
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="packs")
+    reseller = models.ForeignKey(Reseller, on_delete=models.PROTECT, related_name="packs")
+    reference = models.CharField(max_length=100, help_text="The reseller's order reference.")
+    tokens = models.PositiveIntegerField()
+    remaining = money_field()
+    price = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+    purchased_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    expired_at = models.DateTimeField(null=True, blank=True, help_text="When the expiry job closed it.")
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["expires_at", "tokens", "purchased_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["reseller", "reference"], name="pack_unique_reference_per_reseller"),
+            models.CheckConstraint(condition=Q(tokens__gt=0), name="pack_tokens_positive"),
+            models.CheckConstraint(condition=Q(remaining__gte=0), name="pack_remaining_not_negative"),
+            models.CheckConstraint(
+                condition=Q(remaining__lte=models.F("tokens")), name="pack_remaining_at_most_tokens"
+            ),
+            models.CheckConstraint(
+                condition=Q(expires_at__gt=models.F("purchased_at")), name="pack_expires_after_purchase"
+            ),
+        ]
+        indexes = [models.Index(fields=["team", "expires_at"], name="pack_team_expiry")]
+
+    def __str__(self) -> str:
+        return f"{self.reference} ({self.tokens} tokens)"
+
+    def status(self, now=None) -> str:
+        now = now or timezone.now()
+        if self.expired_at is not None or self.expires_at <= now:
+            return "expired"
+        if self.remaining <= 0:
+            return "depleted"
+        return "active"
+
+    def is_valid_at(self, moment) -> bool:
+        return self.purchased_at <= moment < self.expires_at
+
+
+class CloudCreditBalance(models.Model):
+    """Legacy cloud credits: pay for eligible cloud services until the global cutoff."""
+
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="cloud_credits")
+    credits = money_field()
+    remaining = money_field()
+    granted_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    expired_at = models.DateTimeField(null=True, blank=True)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["expires_at", "granted_at", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(credits__gt=0), name="credits_positive"),
+            models.CheckConstraint(condition=Q(remaining__gte=0), name="credits_remaining_not_negative"),
+            models.CheckConstraint(condition=Q(remaining__lte=models.F("credits")), name="credits_remaining_at_most"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.credits} cloud credits for {self.team}"
+
+
+class EventStatus(models.TextChoices):
+    CHARGED = "charged", "Charged"
+    NO_CHARGE = "no_charge", "No charge"
+    DENIED = "denied", "Denied"
+
+
+class UsageEvent(models.Model):
+    """What a product reported, with its outcome stored so a retry replays it."""
+
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="usage_events")
+    event_id = models.CharField(max_length=100, help_text="The client's id; the same id twice is charged once.")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="usage_events")
+    product = models.SlugField(max_length=64)
+    variant = models.SlugField(max_length=64, blank=True)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    quantity = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("1"))
+    status = models.CharField(max_length=20, choices=EventStatus.choices)
+    reason = models.CharField(max_length=40, blank=True)
+    tokens = money_field(default=ZERO)
+    cloud_credits = money_field(default=ZERO)
+    refunded_at = models.DateTimeField(null=True, blank=True)
+    result = models.JSONField(help_text="The outcome as first returned; replayed for a duplicate id.")
+    refund = models.JSONField(null=True, blank=True, help_text="The refund as first returned; replayed on retry.")
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["team", "event_id"], name="usageevent_unique_id_per_team"),
+            models.CheckConstraint(
+                condition=Q(tokens__gte=0) & Q(cloud_credits__gte=0), name="usageevent_costs_not_negative"
+            ),
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="usageevent_quantity_positive"),
+        ]
+        indexes = [
+            models.Index(fields=["team", "started_at"], name="usageevent_team_time"),
+            models.Index(fields=["team", "status"], name="usageevent_team_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} {self.product} {self.status}"
+
+
+class Charge(models.Model):
+    """One priced moment of an event: a 24-hour window of a daily product, or one job."""
+
+    event = models.ForeignKey(UsageEvent, on_delete=models.PROTECT, related_name="charges")
+    at = models.DateTimeField()
+    status = models.CharField(max_length=20, choices=EventStatus.choices)
+    reason = models.CharField(max_length=40, blank=True)
+    tokens = money_field(default=ZERO)
+    cloud_credits = money_field(default=ZERO)
+
+    class Meta:
+        ordering = ["at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(tokens__gte=0) & Q(cloud_credits__gte=0), name="charge_costs_not_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} at {self.at:%Y-%m-%d %H:%M}: {self.status} {self.tokens}"
+
+
+class UsageWindow(models.Model):
+    """A paid 24-hour window of a daily product for one user (domain: "Per day")."""
+
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    product = models.SlugField(max_length=64)
+    opened_at = models.DateTimeField()
+    closes_at = models.DateTimeField()
+    charge = models.OneToOneField(Charge, on_delete=models.PROTECT, related_name="window")
+
+    class Meta:
+        ordering = ["opened_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["team", "user", "product", "opened_at"], name="window_unique_open"),
+            models.CheckConstraint(
+                condition=Q(closes_at__gt=models.F("opened_at")), name="window_closes_after_opening"
+            ),
+        ]
+        indexes = [models.Index(fields=["team", "user", "product", "closes_at"], name="window_lookup")]
+
+    def __str__(self) -> str:
+        return f"{self.product} for user {self.user_id} from {self.opened_at:%Y-%m-%d %H:%M}"
+
+
+class EntryKind(models.TextChoices):
+    PURCHASE = "purchase", "Purchase"
+    GRANT = "grant", "Cloud credits granted"
+    USAGE = "usage", "Usage"
+    REFUND = "refund", "Refund"
+    EXPIRY = "expiry", "Expiry"
+    MOVE_OUT = "move_out", "Moved to another team"
+    MOVE_IN = "move_in", "Moved from another team"
+    ADJUSTMENT = "adjustment", "Adjustment"
+
+
+class LedgerQuerySet(models.QuerySet):
+    """Ledger rows are never changed or removed by the app: corrections are new entries."""
+
+    def update(self, **kwargs):
+        raise TypeError("Ledger entries are append-only; write a correcting entry instead.")
+
+    def delete(self):
+        raise TypeError("Ledger entries are append-only; write a correcting entry instead.")
+
+
+class LedgerEntry(models.Model):
+    """An append-only movement of tokens on a pack, or of credits on a credit balance."""
+
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="ledger_entries")
+    pack = models.ForeignKey(TokenPack, null=True, blank=True, on_delete=models.PROTECT, related_name="entries")
+    credit_balance = models.ForeignKey(
+        CloudCreditBalance, null=True, blank=True, on_delete=models.PROTECT, related_name="entries"
+    )
+    kind = models.CharField(max_length=20, choices=EntryKind.choices)
+    amount = money_field(help_text="Positive adds to the pack or balance, negative takes from it.")
+    at = models.DateTimeField(help_text="When it took effect (the charge's time for usage).")
+    event = models.ForeignKey(UsageEvent, null=True, blank=True, on_delete=models.PROTECT, related_name="entries")
+    charge = models.ForeignKey(Charge, null=True, blank=True, on_delete=models.PROTECT, related_name="entries")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    note = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = LedgerQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["at", "id"]
+        verbose_name_plural = "ledger entries"
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(pack__isnull=False) & Q(credit_balance__isnull=True))
+                | (Q(pack__isnull=True) & Q(credit_balance__isnull=False)),
+                name="ledger_one_account",
+            ),
+            models.CheckConstraint(condition=~Q(amount=0), name="ledger_amount_not_zero"),
+        ]
+        indexes = [
+            models.Index(fields=["team", "at"], name="ledger_team_time"),
+            models.Index(fields=["team", "kind", "at"], name="ledger_team_kind_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount} on {self.pack or self.credit_balance}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None and not self._state.adding:
+            raise TypeError("Ledger entries are append-only; write a correcting entry instead.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError("Ledger entries are append-only; write a correcting entry instead.")
