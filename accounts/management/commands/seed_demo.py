@@ -1,11 +1,15 @@
 """Create the demo: resellers with sales reps, a Standard and a Premium team with every
-role, and a staff login. Deterministic and re-runnable: what exists is left alone."""
+role, a staff login, and each team's token history since March 2022 (packs, legacy cloud
+credits, Flex assignments, usage replayed through the charging code). Deterministic and
+re-runnable: what exists is left alone."""
 
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from tqdm import tqdm
 
 from accounts import demo, services
 from accounts.models import Membership, Reseller, SalesRep, Team, User
+from billing import demo as demo_usage
 
 
 class Command(BaseCommand):
@@ -14,7 +18,21 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         with transaction.atomic():
             created = self._seed()
-        self.stdout.write(self.style.SUCCESS(f"Demo ready ({created} new records)."))
+        with tqdm(
+            total=demo_usage.estimated_events(),
+            desc="Usage history",
+            unit=" events",
+            file=self.stderr._out,
+            disable=options["verbosity"] < 1,
+            bar_format="{desc}: {percentage:3.0f}%|{bar:30}| {n_fmt} {postfix}",
+        ) as bar:
+
+            def progress(count: int, label: str) -> None:
+                bar.update(count)
+                bar.set_postfix_str(label, refresh=False)
+
+            events = demo_usage.seed_usage(progress=progress)
+        self.stdout.write(self.style.SUCCESS(f"Demo ready ({created} new records, {events} usage events replayed)."))
         self._print_logins()
 
     def _user(self, email: str, first: str, last: str, staff: bool = False) -> tuple[User, int]:
