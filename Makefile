@@ -24,11 +24,16 @@ $(STAMP): requirements.txt
 
 install: $(STAMP)
 
+# The demo runs like production would (DEBUG off: friendly error pages, collected static
+# files); DEBUG=1 make run gives Django's debug pages instead.
+run: export DEBUG ?= 0
+run: export FLEX_SITE_URL ?= http://$(HOST):$(PORT)
 run: install
 	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput -v0
 	$(BIN)/python manage.py seed_demo
 	@echo ""
-	@echo "Serving http://$(HOST):$(PORT)/  (Ctrl+C stops)"
+	@echo "Serving $(FLEX_SITE_URL)/  (Ctrl+C stops)"
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 test: install

@@ -16,6 +16,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts.models import Membership, Reseller, Role, Team, User
 
@@ -84,9 +85,10 @@ def team_access(user: User, slug: str, perm: Perm | None = Perm.VIEW_TEAM) -> Te
         raise Http404("No such team.")
     access = TeamAccess(team=membership.team, membership=membership, user=user)
     if perm is not None and not access.can(perm):
+        who = "the primary admin" if perm == Perm.TRANSFER_PRIMARY_ADMIN else "an admin"
         raise PermissionDenied(
             f"As a {membership.get_role_display().lower()} you can't {PERM_DESCRIPTIONS[perm]}. "
-            f"Ask an admin of {membership.team.name} if you need to."
+            f"Ask {who} of {membership.team.name} if you need to."
         )
     return access
 
@@ -102,7 +104,9 @@ def team_view(perm: Perm = Perm.VIEW_TEAM) -> Callable:
             request.session["last_team"] = access.team.slug
             if not access.can(perm):
                 team_access(request.user, team, perm)  # raises the explaining 403
-            return view(request, access, *args, **kwargs)
+            # Times on a team's pages are shown in the team's time zone.
+            with timezone.override(access.team.tz):
+                return view(request, access, *args, **kwargs)
 
         return wrapped
 
@@ -141,12 +145,12 @@ def customer_for_rep(user: User, slug: str) -> Team:
     return team
 
 
-def navigation(request: HttpRequest) -> list[NavEntry]:
+def navigation(request: HttpRequest, access: TeamAccess | None = None) -> list[NavEntry]:
     """The left navigation: each role sees only what it may use."""
     entries: list[NavEntry] = []
     match = request.resolver_match
     url_name = f"{match.namespace}:{match.url_name}" if match and match.namespace else (match.url_name if match else "")
-    access: TeamAccess | None = getattr(request, "team_access", None)
+    access = access or getattr(request, "team_access", None)
     if access is not None:
         slug = access.team.slug
         team_pages = [

@@ -1,6 +1,6 @@
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest
 
-from accounts.access import navigation
+from accounts.access import navigation, team_access
 from accounts.selectors import teams_of_user
 
 
@@ -9,8 +9,14 @@ def portal(request: HttpRequest) -> dict:
     if not getattr(request, "user", None) or not request.user.is_authenticated:
         return {}
     access = getattr(request, "team_access", None)
+    if access is None and request.session.get("last_team"):
+        # Pages outside a team (profile, password) keep the shell of the last team used.
+        try:
+            access = team_access(request.user, request.session["last_team"], perm=None)
+        except Http404:
+            access = None
     return {
-        "nav": navigation(request),
+        "nav": navigation(request, access),
         "team_access": access,
         "current_team": access.team if access else None,
         "switcher_teams": teams_of_user(request.user),

@@ -1,4 +1,5 @@
 import django_filters
+from django import forms
 from django.db.models import Q, QuerySet
 
 from accounts.models import AuditEvent, Membership, Role
@@ -24,8 +25,12 @@ class MemberFilter(django_filters.FilterSet):
 
 class AuditFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", label="Search")
-    start = django_filters.DateFilter(field_name="created_at", lookup_expr="date__gte", label="From")
-    end = django_filters.DateFilter(field_name="created_at", lookup_expr="date__lte", label="To")
+    start = django_filters.DateFilter(
+        field_name="created_at", lookup_expr="date__gte", label="From", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    end = django_filters.DateFilter(
+        field_name="created_at", lookup_expr="date__lte", label="To", widget=forms.DateInput(attrs={"type": "date"})
+    )
 
     class Meta:
         model = AuditEvent

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Case, Count, Q, QuerySet, When
 from django.utils import timezone
 
 from accounts.models import ADMIN_ROLES, AuditEvent, Invitation, Membership, Role, Team, User, hash_token
@@ -14,14 +14,27 @@ def teams_of_user(user: User) -> list[Team]:
     return list(Team.objects.filter(memberships__user_id=user.pk).order_by("name"))
 
 
-def first_team_of_user(user: User) -> Team | None:
-    return Team.objects.filter(memberships__user_id=user.pk).order_by("name").first()
+def home_team_of_user(user: User) -> Team | None:
+    """Where a fresh sign-in lands: the team with the person's highest role, then by name."""
+    membership = (
+        Membership.objects.filter(user_id=user.pk).select_related("team").order_by(role_rank(), "team__name").first()
+    )
+    return membership.team if membership else None
+
+
+def role_rank(field: str = "role") -> Case:
+    """Roles in order of rank (primary admin first), for sorting."""
+    return Case(*(When(**{field: value}, then=rank) for rank, value in enumerate(Role.values)), default=99)
 
 
 def member_list(*, team: Team) -> QuerySet[Membership]:
     """The team's memberships with user and invitation, for the members table
     (``MemberFilter`` narrows it)."""
-    return Membership.objects.filter(team=team).select_related("user", "invitation", "invited_by")
+    return (
+        Membership.objects.filter(team=team)
+        .select_related("user", "invitation", "invited_by")
+        .annotate(role_rank=role_rank())
+    )
 
 
 def is_member(*, user: User, slug: str) -> bool:

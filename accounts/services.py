@@ -226,7 +226,15 @@ def invite_user(
             {"role": "This team already has a primary admin. Invite the person first, then transfer the role."}
         )
     user = User.objects.filter(email__iexact=email).first()
-    if user is not None and Membership.objects.filter(team=team, user=user).exists():
+    existing = Membership.objects.filter(team=team, user=user).first() if user is not None else None
+    if existing is not None:
+        if not user.has_usable_password():
+            raise ValidationError(
+                {
+                    "email": f"{email} is already invited to {team}. To send the link again, open their page "
+                    "under User Management and choose “Resend invitation”."
+                }
+            )
         raise ValidationError({"email": f"{email} is already a member of {team}."})
     if user is None:
         user = User.objects.create_user(email, None, first_name=first_name.strip(), last_name=last_name.strip())

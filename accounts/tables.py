@@ -10,7 +10,7 @@ class MemberTable(tables.Table):
         accessor="user__first_name", verbose_name="Name", order_by=("user__first_name", "user__last_name")
     )
     email = tables.Column(accessor="user__email", verbose_name="E-mail")
-    role = tables.Column()
+    role = tables.Column(order_by=("role_rank", "user__first_name"))
     status = tables.Column(empty_values=(), orderable=False)
     created_at = tables.DateColumn(verbose_name="Added", format="M j, Y")
 
@@ -45,13 +45,55 @@ def member_status(membership: Membership) -> tuple[str, str]:
     return "ok", "Active"
 
 
+ACTION_LABELS = {
+    "team.created": "Team created",
+    "team.settings_changed": "Team settings changed",
+    "member.invited": "User invited",
+    "member.invitation_resent": "Invitation sent again",
+    "member.invitation_accepted": "Invitation accepted",
+    "member.role_changed": "Role changed",
+    "member.removed": "User removed",
+    "member.primary_admin_transferred": "Primary admin handed over",
+    "member.bulk_invited": "Users imported from CSV",
+    "flex.assigned": "Flex assigned",
+    "flex.removed": "Flex removed",
+    "pack.recorded": "Token pack recorded",
+    "pack.moved": "Token pack moved",
+    "cloud_credits.granted": "Cloud credits granted",
+    "usage.refunded": "Usage refunded",
+    "user.profile_changed": "Profile changed",
+}
+
+
+def describe_details(details: dict) -> str:
+    """Audit details as a person reads them: "role: member → report viewer"."""
+    parts = []
+    for key, value in (details or {}).items():
+        if isinstance(value, list) and len(value) == 2 and not isinstance(value[0], list):
+            value = f"{value[0]} → {value[1]}"
+        elif isinstance(value, list):
+            value = ", ".join(map(str, value))
+        parts.append(f"{key.replace('_', ' ')}: {str(value).replace('_', ' ')}")
+    return "; ".join(parts)
+
+
 class AuditTable(tables.Table):
-    created_at = tables.DateTimeColumn(verbose_name="When", format="M j, Y H:i")
+    created_at = tables.DateTimeColumn(verbose_name="When", format="M j, Y H:i T")
     actor_email = tables.Column(verbose_name="Who", empty_values=(), default="System")
     action = tables.Column(verbose_name="What")
     target_repr = tables.Column(verbose_name="Whom / what", default="")
     ip_address = tables.Column(verbose_name="From", default="")
-    details = tables.JSONColumn(orderable=False, verbose_name="Details")
+    details = tables.Column(orderable=False, verbose_name="Details", empty_values=())
+
+    def render_action(self, value: str) -> str:
+        return ACTION_LABELS.get(value, value.replace("_", " ").replace(".", ": "))
+
+    def render_details(self, record: AuditEvent) -> str:
+        if record.action == "member.role_changed":
+            return (
+                f"{record.details.get('from', '').replace('_', ' ')} → {record.details.get('to', '').replace('_', ' ')}"
+            )
+        return describe_details(record.details) or "—"
 
     class Meta:
         model = AuditEvent

@@ -43,7 +43,7 @@ def start(request: HttpRequest) -> HttpResponse:
     slug = request.session.get("last_team")
     if slug and selectors.is_member(user=request.user, slug=slug):
         return redirect("accounts:team-home", slug)
-    team = selectors.first_team_of_user(request.user)
+    team = selectors.home_team_of_user(request.user)
     if team is not None:
         return redirect("accounts:team-home", team.slug)
     if rep_resellers(request.user):
@@ -98,7 +98,14 @@ def member_invite(request: HttpRequest, access: TeamAccess) -> HttpResponse:
         except ValidationError as error:
             add_service_errors(form, error)
         else:
-            messages.success(request, f"Invitation sent to {membership.user.email}.")
+            if hasattr(membership, "invitation"):
+                messages.success(request, f"Invitation sent to {membership.user.email}.")
+            else:
+                messages.success(
+                    request,
+                    f"{membership.user.get_full_name()} already had a FlexAdmin account and was added to "
+                    f"{access.team.name} at once; they were told by e-mail.",
+                )
             return redirect("accounts:member-list", access.team.slug)
     return render(
         request,
@@ -151,11 +158,19 @@ def member_role(request: HttpRequest, access: TeamAccess, pk: int) -> HttpRespon
     membership = _membership_or_404(access, pk)
     form = RoleForm(request.POST)
     if form.is_valid():
+        unchanged = form.cleaned_data["role"] == membership.role
         try:
             membership = services.change_role(membership=membership, role=form.cleaned_data["role"], actor=request.user)
         except ValidationError as error:
             add_service_errors(form, error)
         else:
+            if unchanged:
+                messages.info(
+                    request,
+                    f"{membership.user.get_full_name()} already was a "
+                    f"{membership.get_role_display().lower()}; nothing changed.",
+                )
+                return redirect("accounts:member-detail", access.team.slug, pk)
             messages.success(
                 request, f"{membership.user.get_full_name()} is now a {membership.get_role_display().lower()}."
             )
@@ -189,7 +204,7 @@ def member_remove(request: HttpRequest, access: TeamAccess, pk: int) -> HttpResp
         except ValidationError as exc:
             error = exc.messages[0]
         else:
-            messages.success(request, f"{membership.user.email} was removed from {access.team.name}.")
+            messages.success(request, f"{membership.user.get_full_name()} was removed from {access.team.name}.")
             return redirect("accounts:member-list", access.team.slug)
     return render(
         request,

@@ -92,7 +92,7 @@ def _events(team: Team, plan: TeamPlan, members: list[str], until: date, rng: ra
         for email in members:
             # Somebody without an assignment tries now and then (and is denied).
             busy = plan.busy / 6 if email in plan.unassigned else plan.busy
-            if not weekday or day < TOKENS_START and rng.random() > 0.03 or rng.random() > busy:
+            if not weekday or (day < TOKENS_START and rng.random() > 0.03) or rng.random() > busy:
                 continue
             choices = [p for p in plan.daily_products if p in plan.only.get(email, plan.daily_products)]
             product = rng.choice(choices)
@@ -191,7 +191,7 @@ def seed_usage(*, until: datetime | None = None, progress: Callable[[int, str], 
         # Replay week by week: purchases and expiries happen as the clock passes them.
         week: list[dict] = []
         week_end = start_at + timedelta(days=7)
-        for index, event in enumerate([*events, None]):
+        for event in [*events, None]:
             if event is None or event["started_at"] >= week_end:
                 # A pack pays only from its purchase time on, so recording the week's
                 # purchases before its events changes nothing for the earlier ones.

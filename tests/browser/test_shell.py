@@ -73,8 +73,8 @@ def test_sign_out_from_the_user_menu(page: Page, live_server, personas):
     expect(menu.locator(".menu-note")).to_have_text("primary@own.example")
     menu.get_by_role("button", name="Sign out").click()
 
-    expect(page).to_have_url(re.compile(r"/auth/login/$"))
-    expect(page.locator("h1")).to_have_text("Sign in")
+    expect(page).to_have_url(re.compile(r"/auth/logout/$"))
+    expect(page.locator("h1")).to_have_text("You are signed out")
     expect(page.locator("nav#sidenav")).to_have_count(0)
     # The session is gone: a team page asks to sign in again.
     page.goto(f"{live_server.url}/teams/own-team/")

@@ -3,6 +3,7 @@ role, a staff login, and each team's token history since March 2022 (packs, lega
 credits, Flex assignments, usage replayed through the charging code). Deterministic and
 re-runnable: what exists is left alone."""
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from tqdm import tqdm
@@ -78,7 +79,7 @@ class Command(BaseCommand):
 
     def _print_logins(self) -> None:
         self.stdout.write("")
-        self.stdout.write(f"Demo logins (password for all: {demo.DEMO_PASSWORD}) at http://127.0.0.1:8000/")
+        self.stdout.write(f"Demo logins (password for all: {demo.DEMO_PASSWORD}) at {settings.FLEX_SITE_URL}/")
         rows = [("Platform staff", "(Django admin)", demo.STAFF[0])]
         for spec in demo.RESELLERS:
             rows.append(("Sales rep", spec["name"], spec["rep"][0]))
