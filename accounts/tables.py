@@ -65,11 +65,14 @@ ACTION_LABELS = {
 }
 
 
-def describe_details(details: dict) -> str:
-    """Audit details as a person reads them: "role: member → report viewer"."""
+def describe_details(details: dict, *, changes: bool = False) -> str:
+    """Audit details as a person reads them: "time zone: UTC → Asia/Tokyo".
+
+    ``changes``: the details map each field to its [old, new] values.
+    """
     parts = []
     for key, value in (details or {}).items():
-        if isinstance(value, list) and len(value) == 2 and not isinstance(value[0], list):
+        if changes and isinstance(value, list) and len(value) == 2:
             value = f"{value[0]} → {value[1]}"
         elif isinstance(value, list):
             value = ", ".join(map(str, value))
@@ -93,7 +96,7 @@ class AuditTable(tables.Table):
             return (
                 f"{record.details.get('from', '').replace('_', ' ')} → {record.details.get('to', '').replace('_', ' ')}"
             )
-        return describe_details(record.details) or "—"
+        return describe_details(record.details, changes=record.action.endswith("_changed")) or "—"
 
     class Meta:
         model = AuditEvent

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
@@ -82,6 +82,8 @@ def record_purchase(
     first pack (created False); with other data it raises ``Conflict``.
     """
     now = _now(now)
+    # A retry that leaves the purchase time to "now" gets a later now: not other data.
+    time_given = purchased_at is not None
     purchased_at = purchased_at or now
     reference = (reference or "").strip()
     errors: dict[str, str] = {}
@@ -111,7 +113,7 @@ def record_purchase(
         same = (
             existing.team_id == team.pk
             and existing.tokens == tokens
-            and existing.purchased_at == purchased_at
+            and (not time_given or existing.purchased_at == purchased_at)
             and (price is None or existing.price == price)
             and (not currency or existing.currency == currency.upper())
         )
@@ -516,6 +518,9 @@ class _Charger:
         rate = self._rate(event, event.started_at)
         if event.started_at > self.now + FUTURE_TOLERANCE:
             raise EventError("invalid", "started_at lies in the future.", {"started_at": "In the future."})
+        # Live: a session is charged again when it outlives its window, not in advance.
+        if not self.historical and event.ended_at and event.ended_at > self.now + FUTURE_TOLERANCE:
+            raise EventError("invalid", "ended_at lies in the future.", {"ended_at": "In the future."})
         if rate.charge_type == ChargeType.DAILY and event.ended_at is None:
             raise EventError("invalid", "A daily product needs ended_at.", {"ended_at": "Required for daily products."})
         needs_variant = rate.charge_type == ChargeType.PER_RESULT and rate.variants.all()
@@ -546,7 +551,8 @@ class _Charger:
             return [_ChargeOutcome(at=event.started_at, status=EventStatus.DENIED, reason="insufficient_balance")]
         if rate.charge_type == ChargeType.PER_RESULT:
             unit = self.rates.variant_tokens(rate, event.variant) if rate.variants.all() else rate.tokens
-            cost = (unit * event.quantity).quantize(CENT)
+            # Rate x quantity may have four decimals: rounded half-even to the cent.
+            cost = (unit * event.quantity).quantize(CENT, rounding=ROUND_HALF_EVEN)
             return [self._pay(cost=cost, moment=event.started_at, credits_first=rate.cloud_credit_eligible)]
         return self._charge_daily(event, rate)
 
@@ -632,13 +638,21 @@ def log_usage(*, team: Team, events: list[dict], now: datetime | None = None, hi
             UsageEvent.objects.filter(team=team, event_id__in={e.id for e in parsed}).values_list("event_id", "result")
         )
         charger = _Charger(team=team, events=parsed, now=now, historical=historical)
+        # The same id twice in one batch: the first in input order is the event; later
+        # copies replay its outcome (or repeat its error), whatever their times.
+        first_index: dict[str, int] = {}
+        for event in parsed:
+            first_index.setdefault(event.id, event.index)
         firsts: dict[str, dict] = {}
+        copies: list[ParsedEvent] = []
         new_events: list[tuple[ParsedEvent, list[_ChargeOutcome], dict]] = []
         # Events are charged in time order (windows depend on it); results keep input order.
         for event in sorted(parsed, key=lambda e: (e.started_at, e.index)):
-            if event.id in known or event.id in firsts:
-                first = known.get(event.id) or firsts[event.id]
-                results[event.index] = {**first, "replayed": True}
+            if event.id in known:
+                results[event.index] = {**known[event.id], "replayed": True}
+                continue
+            if first_index[event.id] != event.index:
+                copies.append(event)
                 continue
             try:
                 charger.validate(event)
@@ -650,6 +664,9 @@ def log_usage(*, team: Team, events: list[dict], now: datetime | None = None, hi
             firsts[event.id] = result
             results[event.index] = result
             new_events.append((event, outcomes, result))
+        for event in copies:
+            first = firsts.get(event.id)
+            results[event.index] = {**first, "replayed": True} if first else {**results[first_index[event.id]]}
         _write(team=team, charger=charger, new_events=new_events, now=now)
     return results
 
@@ -808,7 +825,9 @@ def refund_usage(*, team: Team, event_id: str, actor: User | None = None, now: d
         account = type(account).objects.select_for_update().get(pk=account.pk)
         amount = -entry.amount
         unit = "tokens" if entry.pack_id else "credits"
-        if account.expired_at is None and account.expires_at > now:
+        # Tokens go back only to a pack still valid and still this team's: a pack moved to
+        # another team since must not hand that team this team's refund.
+        if account.expired_at is None and account.expires_at > now and account.team_id == team.pk:
             account.remaining += amount
             (packs if entry.pack_id else balances).append(account)
             back[unit] += amount
