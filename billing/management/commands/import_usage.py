@@ -1,0 +1,309 @@
+"""Import usage events from a CSV file through the real charging code (api.md, "Commands").
+
+    python manage.py import_usage FILE.csv --team SLUG [--historical] [--skip-invalid]
+
+Columns (header row required, in any order): id, user, product, variant, started_at,
+ended_at, quantity. variant, ended_at and quantity may be empty (or left out).
+
+Every row is validated before anything is charged: one bad row stops the import with a
+list of every bad line, unless ``--skip-invalid`` (then the good rows are imported and the
+skipped lines listed). Events are charged in time order, in batches of up to 1000, through
+``billing.services.log_usage``. ``--historical`` replays events of any age and closes the
+packs that expired between batches, so a replay spends each pack only while it was valid.
+Ids already imported are replayed (charged once), so a failed import can simply be re-run.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from accounts.models import Team, User
+from billing import services
+from billing.models import ZERO, ChargeType, TokenPack
+from billing.rates import RateBook
+
+COLUMNS = ("id", "user", "product", "variant", "started_at", "ended_at", "quantity")
+REQUIRED_COLUMNS = ("id", "user", "product", "started_at")
+MAX_QUANTITY = Decimal("100000")
+
+
+@dataclass
+class Row:
+    """One data line of the file, parsed; ``errors`` says what is wrong with it."""
+
+    line: int
+    values: dict[str, str]
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    quantity: Decimal | None = None
+    errors: list[str] = field(default_factory=list)
+
+    def event(self) -> dict:
+        event: dict = {
+            "id": self.values["id"],
+            "user": self.values["user"],
+            "product": self.values["product"],
+            "started_at": self.started_at,
+        }
+        if self.values["variant"]:
+            event["variant"] = self.values["variant"]
+        if self.ended_at is not None:
+            event["ended_at"] = self.ended_at
+        if self.quantity is not None:
+            event["quantity"] = self.quantity
+        return event
+
+
+def _parse_time(row: Row, name: str, *, required: bool) -> datetime | None:
+    raw = row.values[name]
+    if not raw:
+        if required:
+            row.errors.append(f"{name} is missing.")
+        return None
+    try:
+        moment = parse_datetime(raw)
+    except ValueError:
+        moment = None
+    if moment is None:
+        row.errors.append(f"{name} “{raw}” is not an ISO 8601 time (e.g. 2026-03-02T08:00:00+01:00).")
+        return None
+    if timezone.is_naive(moment):
+        row.errors.append(f"{name} “{raw}” has no time zone offset (add one, e.g. +00:00).")
+        return None
+    return moment
+
+
+def _parse_quantity(row: Row) -> Decimal | None:
+    raw = row.values["quantity"]
+    if not raw:
+        return None
+    try:
+        quantity = Decimal(raw)
+    except InvalidOperation:
+        quantity = None
+    if quantity is None or not quantity.is_finite() or quantity <= 0 or quantity > MAX_QUANTITY:
+        row.errors.append(f"quantity “{raw}” is not a number greater than 0 (at most {MAX_QUANTITY}).")
+        return None
+    if quantity != quantity.quantize(Decimal("0.01")):
+        row.errors.append(f"quantity “{raw}” has more than two decimal places.")
+        return None
+    return quantity
+
+
+class Command(BaseCommand):
+    help = (
+        "Charge usage events from a CSV file (id,user,product,variant,started_at,ended_at,quantity) "
+        "for one team. Validates every row first; --historical replays events of any age in time order."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("file", help="The CSV file, with a header row.")
+        parser.add_argument("--team", required=True, help="The team's slug.")
+        parser.add_argument(
+            "--historical",
+            action="store_true",
+            help="Replay events of any age (migration, demo data); packs expire on time between batches.",
+        )
+        parser.add_argument(
+            "--skip-invalid", action="store_true", help="Import the valid rows and list the invalid ones skipped."
+        )
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            default=services.MAX_BATCH,
+            help=f"Events per batch (1 to {services.MAX_BATCH}; default {services.MAX_BATCH}).",
+        )
+
+    def handle(self, *args, **options) -> None:
+        team = Team.objects.filter(slug=options["team"]).first()
+        if team is None:
+            raise CommandError(f"There is no team with the slug “{options['team']}”.")
+        batch_size = options["batch_size"]
+        if not 1 <= batch_size <= services.MAX_BATCH:
+            raise CommandError(f"--batch-size must be between 1 and {services.MAX_BATCH}.")
+        path = Path(options["file"])
+        rows = self._read(path)
+        self._validate(rows, team=team)
+        bad = [row for row in rows if row.errors]
+        if bad and not options["skip_invalid"]:
+            for row in bad:
+                self.stdout.write(f"line {row.line}: {' '.join(row.errors)}")
+            raise CommandError(
+                f"{len(bad)} of {len(rows)} rows in {path.name} are invalid; nothing was imported. "
+                "Fix them, or pass --skip-invalid to import the other rows."
+            )
+        for row in bad:
+            self.stdout.write(f"Skipped line {row.line}: {' '.join(row.errors)}")
+        good = [row for row in rows if not row.errors]
+        errors = self._import(good, team=team, historical=options["historical"], batch_size=batch_size, bad=len(bad))
+        if errors:
+            noun = "event was" if errors == 1 else "events were"
+            raise CommandError(f"{errors} {noun} not imported (see the lines above); the others were.")
+
+    # Reading and validating ---------------------------------------------------------------------
+
+    def _read(self, path: Path) -> list[Row]:
+        try:
+            # utf-8-sig: spreadsheets often start the file with a byte order mark.
+            with path.open(newline="", encoding="utf-8-sig") as handle:
+                reader = csv.reader(handle)
+                header = next(reader, None)
+                if header is None:
+                    raise CommandError(f"{path} is empty; a header row is required: {','.join(COLUMNS)}.")
+                columns = self._check_header([name.strip().lower() for name in header])
+                rows = []
+                for cells in reader:
+                    if not any(cell.strip() for cell in cells):
+                        continue
+                    row = Row(line=reader.line_num, values={name: "" for name in COLUMNS})
+                    if len(cells) > len(columns):
+                        row.errors.append(f"{len(cells)} values, but the header has {len(columns)} columns.")
+                    for name, cell in zip(columns, cells, strict=False):
+                        row.values[name] = cell.strip()
+                    rows.append(row)
+                return rows
+        except FileNotFoundError:
+            raise CommandError(f"There is no file {path}.") from None
+        except (IsADirectoryError, PermissionError) as error:
+            raise CommandError(f"Can't read {path}: {error.strerror}.") from None
+        except UnicodeDecodeError:
+            raise CommandError(f"{path} is not UTF-8 text; save it as CSV (UTF-8).") from None
+        except csv.Error as error:
+            raise CommandError(f"{path} is not a readable CSV file: {error}.") from None
+
+    def _check_header(self, columns: list[str]) -> list[str]:
+        problems = []
+        missing = [name for name in REQUIRED_COLUMNS if name not in columns]
+        if missing:
+            problems.append(f"missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}.")
+        unknown = [name for name in columns if name not in COLUMNS]
+        if unknown:
+            problems.append(f"unknown column{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}.")
+        repeated = sorted({name for name in columns if columns.count(name) > 1 and name in COLUMNS})
+        if repeated:
+            problems.append(f"repeated column{'s' if len(repeated) > 1 else ''} {', '.join(repeated)}.")
+        if problems:
+            self.stdout.write(f"line 1 (header): {' '.join(problems)} Expected: {','.join(COLUMNS)}.")
+            raise CommandError("The header row is not valid; nothing was imported.")
+        return columns
+
+    def _validate(self, rows: list[Row], *, team: Team) -> None:
+        """Check every row; the team's members and the rate sheet are read once for all rows."""
+        now = timezone.now()
+        for row in rows:
+            values = row.values
+            for name in ("id", "user", "product"):
+                if not values[name]:
+                    row.errors.append(f"{name} is missing.")
+            if len(values["id"]) > 100:
+                row.errors.append("id is longer than 100 characters.")
+            values["user"] = values["user"].lower()
+            row.started_at = _parse_time(row, "started_at", required=True)
+            row.ended_at = _parse_time(row, "ended_at", required=False)
+            row.quantity = _parse_quantity(row)
+            if row.started_at and row.ended_at and row.ended_at < row.started_at:
+                row.errors.append("ended_at is before started_at.")
+            if row.started_at and row.started_at > now + services.FUTURE_TOLERANCE:
+                row.errors.append(f"started_at {row.started_at.isoformat()} lies in the future.")
+        emails = {row.values["user"] for row in rows if row.values["user"]}
+        members = {
+            email.lower()
+            for email in User.objects.filter(memberships__team=team, email__in=emails).values_list("email", flat=True)
+        }
+        rates = RateBook.load({row.values["product"] for row in rows if row.values["product"]})
+        for row in rows:
+            user, product, variant = row.values["user"], row.values["product"], row.values["variant"]
+            if user and user not in members:
+                row.errors.append(f"user {user} is not a member of team {team.slug}.")
+            if not product:
+                continue
+            if not rates.knows(product):
+                row.errors.append(f"product “{product}” is not on the rate sheet.")
+                continue
+            if row.started_at is None:
+                continue
+            rate = rates.at(product, row.started_at)
+            if rate is None:
+                row.errors.append(f"no rate for {product} was in force at {row.started_at.isoformat()}.")
+                continue
+            if rate.charge_type == ChargeType.DAILY and row.ended_at is None and not row.values["ended_at"]:
+                row.errors.append(f"ended_at is required for the daily product {product}.")
+            known = [v.code for v in rate.variants.all()]
+            if rate.charge_type == ChargeType.PER_RESULT and known and variant not in known:
+                if variant:
+                    row.errors.append(f"variant “{variant}” is not one of {', '.join(known)} for {product}.")
+                else:
+                    row.errors.append(f"{product} needs a variant: one of {', '.join(known)}.")
+
+    # Charging ---------------------------------------------------------------------------------
+
+    def _import(self, rows: list[Row], *, team: Team, historical: bool, batch_size: int, bad: int) -> int:
+        """Charge the rows in time order; print per-event errors and the summary; return the errors."""
+        # Time order: windows and pack validity depend on it (domain.md, "Jobs").
+        rows = sorted(rows, key=lambda row: (row.started_at, row.line))
+        if historical and rows:
+            self._warn_closed_packs(team=team, since=rows[0].started_at)
+        counts: Counter[str] = Counter()
+        tokens = credits = ZERO
+        for start in range(0, len(rows), batch_size):
+            batch = rows[start : start + batch_size]
+            results = services.log_usage(team=team, events=[row.event() for row in batch], historical=historical)
+            for row, result in zip(batch, results, strict=True):
+                if result["status"] == "error":
+                    counts["errors"] += 1
+                    error = result["error"]
+                    details = "; ".join(f"{name}: {text}" for name, text in error.get("fields", {}).items())
+                    self.stdout.write(
+                        f"line {row.line}: event {row.values['id']}: {error['message']}"
+                        + (f" ({details})" if details else "")
+                    )
+                elif result.get("replayed"):
+                    counts["replayed"] += 1
+                else:
+                    counts[result["status"]] += 1
+                    tokens += Decimal(result["tokens"])
+                    credits += Decimal(result["cloud_credits"])
+            if historical:
+                # Close what expired before the next batch's events, so the replay (and the
+                # expiry entries) see each pack expire on time. Never beyond the real now.
+                batch_end = min(batch[-1].started_at, timezone.now())
+                services.expire_packs(now=batch_end)
+                services.expire_cloud_credits(now=batch_end)
+            self._progress(start + len(batch), len(rows))
+        mode = "historical replay" if historical else "live"
+        skipped = f", {bad} invalid rows skipped" if bad else ""
+        self.stdout.write(
+            f"Imported {len(rows)} events into {team.slug} ({mode}{skipped}): "
+            f"{counts['charged']} charged, {counts['no_charge']} no charge, {counts['denied']} denied, "
+            f"{counts['replayed']} replayed, {counts['errors']} errors; "
+            f"{services.fmt(tokens)} tokens and {services.fmt(credits)} cloud credits charged."
+        )
+        return counts["errors"]
+
+    def _warn_closed_packs(self, *, team: Team, since: datetime) -> None:
+        """A replay can't spend a pack the expiry job has already closed (its tokens were
+        written off), so events that pack would have paid come out denied: say so up front."""
+        closed = TokenPack.objects.filter(team=team, expired_at__isnull=False, expires_at__gt=since).count()
+        if closed:
+            self.stderr.write(
+                self.style.WARNING(
+                    f"Warning: {closed} of the team's packs valid at {since.isoformat()} or later were already "
+                    "closed by the expiry job; events they would have paid will be denied."
+                )
+            )
+
+    def _progress(self, done: int, total: int) -> None:
+        line = f"{done}/{total} events ({done * 100 // total}%)"
+        if self.stderr.isatty():
+            self.stderr.write(f"\r{line}", ending="\n" if done == total else "")
+        else:
+            self.stderr.write(line)
