@@ -17,7 +17,7 @@ from typing import Any
 from dateutil.relativedelta import relativedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -120,18 +120,26 @@ def record_purchase(
         if same:
             return existing, False
         raise Conflict({"reference": f"The order reference “{reference}” was already recorded with other data."})
-    pack = TokenPack.objects.create(
-        team=team,
-        reseller_id=team.reseller_id,
-        reference=reference,
-        tokens=tokens,
-        remaining=Decimal(tokens),
-        price=price,
-        currency=currency.upper(),
-        purchased_at=purchased_at,
-        expires_at=purchased_at + relativedelta(months=settings.FLEX_PACK_TERM_MONTHS),
-        recorded_by=actor,
-    )
+    try:
+        # The team lock does not cover a sister team recording the same reference at the
+        # same moment; the unique constraint does, and that clash is a conflict, not a crash.
+        with transaction.atomic():
+            pack = TokenPack.objects.create(
+                team=team,
+                reseller_id=team.reseller_id,
+                reference=reference,
+                tokens=tokens,
+                remaining=Decimal(tokens),
+                price=price,
+                currency=currency.upper(),
+                purchased_at=purchased_at,
+                expires_at=purchased_at + relativedelta(months=settings.FLEX_PACK_TERM_MONTHS),
+                recorded_by=actor,
+            )
+    except IntegrityError:
+        raise Conflict(
+            {"reference": f"The order reference “{reference}” was just recorded for another team."}
+        ) from None
     LedgerEntry.objects.create(
         team=team, pack=pack, kind=EntryKind.PURCHASE, amount=Decimal(tokens), at=purchased_at, actor=actor
     )
@@ -164,6 +172,8 @@ def grant_cloud_credits(
         raise ValidationError({"credits": "Credits must be a number."}) from None
     if credits <= 0:
         raise ValidationError({"credits": "Credits must be greater than 0."})
+    if timezone.is_naive(granted_at):
+        raise ValidationError({"granted_at": "The grant time needs a time zone offset."})
     if granted_at >= cutoff:
         raise ValidationError({"credits": f"Cloud credits can't be granted after the cutoff ({cutoff:%Y-%m-%d})."})
     team = lock_team(team)
@@ -234,10 +244,16 @@ def move_pack(*, pack: TokenPack, to_team: Team, actor: User | None = None, now:
         raise ValidationError("The pack already belongs to that team.")
     if to_team.reseller_id != pack.reseller_id:
         raise ValidationError("A pack can only move between teams of the same reseller.")
-    # Two teams: lock in id order so two opposite moves can't deadlock.
-    for team_id in sorted([pack.team_id, to_team.pk]):
+    # Two teams: lock in id order so two opposite moves can't deadlock. The owner is read
+    # afresh, and checked again under the locks: a concurrent move may have changed it.
+    owner_id = TokenPack.objects.values_list("team_id", flat=True).get(pk=pack.pk)
+    for team_id in sorted({owner_id, to_team.pk}):
         lock_team(Team(pk=team_id))
     pack = TokenPack.objects.select_for_update().get(pk=pack.pk)
+    if pack.team_id != owner_id:
+        raise ValidationError("The pack changed hands meanwhile; try again.")
+    if pack.team_id == to_team.pk:
+        raise ValidationError("The pack already belongs to that team.")
     if pack.expired_at is not None or pack.expires_at <= now:
         raise ValidationError("An expired pack can't be moved.")
     if pack.remaining <= 0:
