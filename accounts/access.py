@@ -27,6 +27,7 @@ class Perm(StrEnum):
     TRANSFER_PRIMARY_ADMIN = "transfer_primary_admin"
     MANAGE_SETTINGS = "manage_settings"
     VIEW_AUDIT = "view_audit"
+    MANAGE_API_KEYS = "manage_api_keys"
 
 
 PERM_DESCRIPTIONS = {
@@ -35,9 +36,10 @@ PERM_DESCRIPTIONS = {
     Perm.TRANSFER_PRIMARY_ADMIN: "hand over the primary admin role",
     Perm.MANAGE_SETTINGS: "change the team's settings",
     Perm.VIEW_AUDIT: "see the team's activity log",
+    Perm.MANAGE_API_KEYS: "manage the team's API keys",
 }
 
-_ADMIN = {Perm.VIEW_TEAM, Perm.MANAGE_MEMBERS, Perm.MANAGE_SETTINGS, Perm.VIEW_AUDIT}
+_ADMIN = {Perm.VIEW_TEAM, Perm.MANAGE_MEMBERS, Perm.MANAGE_SETTINGS, Perm.VIEW_AUDIT, Perm.MANAGE_API_KEYS}
 ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
     Role.PRIMARY_ADMIN: frozenset(_ADMIN | {Perm.TRANSFER_PRIMARY_ADMIN}),
     Role.SECONDARY_ADMIN: frozenset(_ADMIN),
@@ -167,7 +169,7 @@ def navigation(request: HttpRequest, access: TeamAccess | None = None) -> list[N
                 "accounts:team-settings",
                 "settings",
                 Perm.MANAGE_SETTINGS,
-                ("accounts:team-settings", "accounts:audit-log"),
+                ("accounts:team-settings", "accounts:audit-log", "accounts:api-keys", "accounts:api-key-revoke"),
             ),
         ]
         for label, name, icon, perm, names in team_pages:

@@ -5,7 +5,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
 from accounts import services
-from accounts.models import AuditEvent, Invitation, Membership, Reseller, SalesRep, Team, User
+from accounts.models import ApiKey, AuditEvent, Invitation, Membership, Reseller, SalesRep, Team, User
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -82,3 +82,23 @@ class AuditEventAdmin(ReadOnlyAdmin):
     list_filter = ("action",)
     search_fields = ("actor_email", "target_repr", "action")
     date_hierarchy = "created_at"
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(ReadOnlyAdmin):
+    """Keys of every team and reseller; reseller keys have no page of their own, so staff
+    revoke them here (through the service, so it is audited)."""
+
+    list_display = ("name", "prefix", "team", "reseller", "created_by", "created_at", "last_used_at", "revoked_at")
+    list_filter = ("reseller",)
+    search_fields = ("name", "prefix", "team__name", "reseller__name")
+    list_select_related = ("team", "reseller", "created_by")
+    exclude = ("key_hash",)
+    actions = ["revoke"]
+
+    @admin.action(description="Revoke the selected API keys")
+    def revoke(self, request, queryset) -> None:
+        active = list(queryset.filter(revoked_at__isnull=True))
+        for key in active:
+            services.revoke_api_key(key=key, actor=request.user)
+        messages.success(request, f"Revoked {len(active)} API key{'s' if len(active) != 1 else ''}.")

@@ -59,6 +59,14 @@ class TeamSettingsForm(forms.Form):
         return cls(data, initial={"name": team.name, "time_zone": team.time_zone})
 
 
+class ApiKeyForm(forms.Form):
+    name = forms.CharField(
+        label="Key name",
+        max_length=100,
+        help_text="What the key is for, for example the program or script that will use it.",
+    )
+
+
 class ProfileForm(forms.Form):
     first_name = forms.CharField(max_length=150, required=False)
     last_name = forms.CharField(max_length=150, required=False)

@@ -271,3 +271,44 @@ class FlexAssignment(models.Model):
     def covers(self, product: str, moment) -> bool:
         in_force = self.assigned_at <= moment and (self.removed_at is None or moment < self.removed_at)
         return in_force and (self.all_products or product in self.products)
+
+
+API_KEY_MARKER = "flx_"
+API_KEY_PREFIX_LENGTH = len(API_KEY_MARKER) + 8
+
+
+class ApiKey(models.Model):
+    """A secret with which a program calls the API, for one team or for one reseller.
+
+    The key is shown once, when it is made; only its SHA-256 hash is stored, with its
+    first characters (``prefix``) so that people can tell their keys apart. Revoking keeps
+    the row, so the settings page and the activity log still name it.
+    """
+
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=API_KEY_PREFIX_LENGTH, help_text="The key's visible start, e.g. flx_AbC12xYz.")
+    key_hash = models.CharField(max_length=64, unique=True)
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="api_keys")
+    reseller = models.ForeignKey(Reseller, null=True, blank=True, on_delete=models.CASCADE, related_name="api_keys")
+    created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # A key acts for exactly one team or exactly one reseller, never both, never neither.
+            models.CheckConstraint(
+                condition=(Q(team__isnull=False) & Q(reseller__isnull=True))
+                | (Q(team__isnull=True) & Q(reseller__isnull=False)),
+                name="apikey_team_xor_reseller",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

@@ -7,7 +7,7 @@ from datetime import date
 from django.db.models import Case, Count, Q, QuerySet, When
 from django.utils import timezone
 
-from accounts.models import ADMIN_ROLES, AuditEvent, Invitation, Membership, Role, Team, User, hash_token
+from accounts.models import ADMIN_ROLES, ApiKey, AuditEvent, Invitation, Membership, Role, Team, User, hash_token
 
 
 def teams_of_user(user: User) -> list[Team]:
@@ -90,3 +90,24 @@ def customer_list(*, teams: QuerySet[Team]) -> QuerySet[Team]:
 
 def audit_events(*, team: Team) -> QuerySet[AuditEvent]:
     return AuditEvent.objects.filter(team=team).select_related("actor")
+
+
+def api_key_for_secret(*, secret: str) -> ApiKey | None:
+    """The active key a secret stands for, or None. Looked up by hash: the secret itself
+    is stored nowhere."""
+    if not secret:
+        return None
+    return (
+        ApiKey.objects.select_related("team__reseller", "reseller")
+        .filter(key_hash=hash_token(secret), revoked_at__isnull=True)
+        .first()
+    )
+
+
+def api_keys_of_team(*, team: Team) -> QuerySet[ApiKey]:
+    """The team's keys, revoked ones included, newest first."""
+    return ApiKey.objects.filter(team=team).select_related("created_by").order_by("-created_at", "-id")
+
+
+def api_key_for_team(*, team: Team, pk: int) -> ApiKey | None:
+    return ApiKey.objects.filter(team=team, pk=pk).first()

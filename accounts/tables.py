@@ -1,8 +1,10 @@
 import django_tables2 as tables
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.dateformat import format as date_format
 from django.utils.html import format_html
 
-from accounts.models import AuditEvent, Membership, Team
+from accounts.models import ApiKey, AuditEvent, Membership, Team
 
 
 class MemberTable(tables.Table):
@@ -62,6 +64,8 @@ ACTION_LABELS = {
     "cloud_credits.granted": "Cloud credits granted",
     "usage.refunded": "Usage refunded",
     "user.profile_changed": "Profile changed",
+    "api_key.created": "API key created",
+    "api_key.revoked": "API key revoked",
 }
 
 
@@ -118,3 +122,38 @@ class CustomerTable(tables.Table):
         fields = ("name", "plan", "reseller", "contract_end", "member_count", "admin_count")
         attrs = {"class": "table"}
         empty_text = "Your reseller serves no customers yet."
+
+
+class ApiKeyTable(tables.Table):
+    name = tables.Column()
+    prefix = tables.Column(verbose_name="Key", orderable=False)
+    created_by = tables.Column(
+        verbose_name="Created by", default="—", order_by=("created_by__first_name", "created_by__last_name")
+    )
+    created_at = tables.DateTimeColumn(verbose_name="Created", format="M j, Y H:i")
+    last_used_at = tables.DateTimeColumn(verbose_name="Last used", format="M j, Y H:i", default="Never")
+    status = tables.Column(empty_values=(), orderable=False)
+    actions = tables.TemplateColumn(
+        template_name="accounts/_partials/api_key_actions.html",
+        verbose_name=format_html('<span class="visually-hidden">{}</span>', "Actions"),
+        orderable=False,
+    )
+
+    class Meta:
+        model = ApiKey
+        fields = ("name", "prefix", "created_by", "created_at", "last_used_at", "status", "actions")
+        attrs = {"class": "table"}
+        empty_text = "This team has no API keys yet."
+
+    def render_prefix(self, value: str) -> str:
+        # Only the start of the key is known: enough to tell keys apart, useless to an attacker.
+        return format_html("<code>{}…</code>", value)
+
+    def render_created_by(self, record: ApiKey) -> str:
+        return record.created_by.get_full_name()
+
+    def render_status(self, record: ApiKey) -> str:
+        if record.is_active:
+            return format_html('<span class="badge badge-{}">{}</span>', "ok", "Active")
+        revoked = date_format(timezone.localtime(record.revoked_at), "M j, Y")
+        return format_html('<span class="badge badge-{}">Revoked {}</span>', "muted", revoked)

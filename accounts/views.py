@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 from django_tables2 import RequestConfig
 
@@ -20,6 +21,7 @@ from accounts.access import Perm, TeamAccess, customer_for_rep, customer_teams, 
 from accounts.filters import AuditFilter, MemberFilter
 from accounts.forms import (
     AcceptInvitationForm,
+    ApiKeyForm,
     ConfirmImportForm,
     InviteForm,
     MemberImportForm,
@@ -28,10 +30,11 @@ from accounts.forms import (
     TeamSettingsForm,
     add_service_errors,
 )
-from accounts.models import Membership, Role
-from accounts.tables import AuditTable, CustomerTable, MemberTable, member_status
+from accounts.models import ApiKey, Membership, Role
+from accounts.tables import ApiKeyTable, AuditTable, CustomerTable, MemberTable, member_status
 
 IMPORT_SESSION_KEY = "member_import"
+NEW_API_KEY_SESSION_KEY = "new_api_key"
 
 
 def _crumbs(access: TeamAccess, *trail: tuple[str, str | None]) -> list[tuple[str, str | None]]:
@@ -349,6 +352,69 @@ def audit_log(request: HttpRequest, access: TeamAccess) -> HttpResponse:
             ),
         },
     )
+
+
+@team_view(Perm.MANAGE_API_KEYS)
+@require_http_methods(["GET", "POST"])
+@never_cache
+def api_keys(request: HttpRequest, access: TeamAccess) -> HttpResponse:
+    """The team's keys, and a form for a new one whose secret the next page shows once."""
+    team = access.team
+    form = ApiKeyForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            key, secret = services.create_api_key(team=team, name=form.cleaned_data["name"], actor=request.user)
+        except ValidationError as error:
+            add_service_errors(form, error)
+        else:
+            # Post/redirect/get, so that a reload can't make a second key. The secret waits
+            # in the session only until the page after the redirect takes it out.
+            request.session[NEW_API_KEY_SESSION_KEY] = {"team": team.pk, "id": key.pk, "secret": secret}
+            return redirect("accounts:api-keys", team.slug)
+    new_key, new_secret = None, None
+    if request.method == "GET":
+        stored = request.session.pop(NEW_API_KEY_SESSION_KEY, None)
+        if stored and stored.get("team") == team.pk:
+            new_key = selectors.api_key_for_team(team=team, pk=stored["id"])
+            new_secret = stored["secret"] if new_key is not None else None
+    table = ApiKeyTable(selectors.api_keys_of_team(team=team))
+    RequestConfig(request, paginate={"per_page": 25}).configure(table)
+    return render(
+        request,
+        "accounts/api_keys.html",
+        {
+            "form": form,
+            "table": table,
+            "team": team,
+            "new_key": new_key,
+            "new_secret": new_secret,
+            "breadcrumbs": _crumbs(
+                access, ("Settings", reverse("accounts:team-settings", args=[team.slug])), ("API keys", None)
+            ),
+        },
+        status=400 if form.errors else 200,
+    )
+
+
+def _api_key_or_404(access: TeamAccess, pk: int) -> ApiKey:
+    key = selectors.api_key_for_team(team=access.team, pk=pk)
+    if key is None:
+        raise Http404("No such API key in this team.")
+    return key
+
+
+@team_view(Perm.MANAGE_API_KEYS)
+@require_POST
+def api_key_revoke(request: HttpRequest, access: TeamAccess, pk: int) -> HttpResponse:
+    key = _api_key_or_404(access, pk)
+    if not key.is_active:
+        messages.info(request, f"The key “{key.name}” was already revoked; nothing changed.")
+    else:
+        services.revoke_api_key(key=key, actor=request.user)
+        messages.success(
+            request, f"The key “{key.name}” ({key.prefix}…) was revoked. Programs using it can no longer call the API."
+        )
+    return redirect("accounts:api-keys", access.team.slug)
 
 
 @rep_view

@@ -11,7 +11,8 @@ import html
 import pytest
 from django.urls import reverse
 
-from accounts.models import Membership
+from accounts import services
+from accounts.models import ApiKey, Membership
 
 ROLES = ["primary_admin", "secondary_admin", "report_viewer", "member", "sales_rep", "outsider", "anonymous"]
 
@@ -29,6 +30,9 @@ ADMIN_ONLY = {
 }
 EVERY_MEMBER = {**ADMIN_ONLY, "report_viewer": 200, "member": 200}
 PRIMARY_ONLY = {**ADMIN_ONLY, "secondary_admin": 403}
+# A POST-only action opened with GET: who may use it gets 405, everybody else what they
+# would get on an admin page (the permission is checked first, so nothing is revealed).
+ADMIN_ONLY_POST = {**ADMIN_ONLY, "primary_admin": 405, "secondary_admin": 405}
 
 TEAM_PAGES: dict[str, tuple[str, dict[str, int]]] = {
     "accounts:team-home": ("team", EVERY_MEMBER),
@@ -40,6 +44,8 @@ TEAM_PAGES: dict[str, tuple[str, dict[str, int]]] = {
     "accounts:member-transfer": ("member", PRIMARY_ONLY),
     "accounts:team-settings": ("team", ADMIN_ONLY),
     "accounts:audit-log": ("team", ADMIN_ONLY),
+    "accounts:api-keys": ("team", ADMIN_ONLY),
+    "accounts:api-key-revoke": ("api_key", ADMIN_ONLY_POST),
 }
 
 # Pages outside any team.
@@ -60,6 +66,9 @@ def _args(kind: str, team, personas) -> list:
         # A plain member of that team, so that every page (remove, transfer) applies to them.
         membership = Membership.objects.filter(team=team, role="member").first()
         return [team.slug, membership.pk]
+    if kind == "api_key":
+        key, _ = services.create_api_key(team=team, name="Matrix", actor=None)
+        return [team.slug, key.pk]
     if kind == "customer":
         return [team.slug]
     return []
@@ -126,6 +135,27 @@ def test_post_only_actions_follow_the_same_rules(client, personas, url_name, dat
     membership.refresh_from_db()
     if not allowed:
         assert membership.role == "member"
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("target", ["team", "other_team"])
+def test_revoking_an_api_key_follows_the_same_rules(client, personas, role, target):
+    team = personas.team if target == "team" else personas.other_team
+    key, _ = services.create_api_key(team=team, name="CI", actor=None)
+    response = _client_for(client, personas, role).post(reverse("accounts:api-key-revoke", args=[team.slug, key.pk]))
+    # The same expectations as the pages above; "other_team" is the outsider's own team.
+    if target == "team":
+        allowed, refused = ADMIN_ONLY[role] == 200, ADMIN_ONLY[role]
+    else:
+        allowed, refused = role == "outsider", 302 if role == "anonymous" else 404
+    if allowed:
+        assert response.status_code == 302  # done, then back to the keys page
+        assert response.url == reverse("accounts:api-keys", args=[team.slug])
+    else:
+        assert response.status_code == refused, f"revoke as {role} on {target}"
+        if refused == 302:
+            assert response.url.startswith(reverse("login"))
+    assert ApiKey.objects.get(pk=key.pk).is_active is not allowed
 
 
 def test_a_member_of_another_team_is_not_found_through_your_team(admin_client, personas):
