@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
@@ -93,6 +93,8 @@ def record_purchase(
         errors["tokens"] = "Tokens must be a whole number greater than 0."
     if timezone.is_naive(purchased_at):
         errors["purchased_at"] = "The purchase time needs a time zone offset."
+    elif not _storable_time(purchased_at):
+        errors["purchased_at"] = "The purchase time is out of range (years 2000 to 2100, offset within ±14:00)."
     elif purchased_at > now + FUTURE_TOLERANCE:
         errors["purchased_at"] = "A purchase can't lie in the future."
     else:
@@ -174,6 +176,8 @@ def grant_cloud_credits(
         raise ValidationError({"credits": "Credits must be greater than 0."})
     if timezone.is_naive(granted_at):
         raise ValidationError({"granted_at": "The grant time needs a time zone offset."})
+    if not _storable_time(granted_at):
+        raise ValidationError({"granted_at": "The grant time is out of range (years 2000 to 2100)."})
     if granted_at >= cutoff:
         raise ValidationError({"credits": f"Cloud credits can't be granted after the cutoff ({cutoff:%Y-%m-%d})."})
     team = lock_team(team)
@@ -341,7 +345,34 @@ def _parse_time(value: Any, name: str) -> datetime | None:
         raise EventError("invalid", f"{name} must be a time string.", {name: "Must be a string."})
     if timezone.is_naive(moment):
         raise EventError("invalid", f"{name} needs a time zone offset.", {name: "A time zone offset is required."})
-    return moment
+    # Stored in UTC: an offset the database can't keep, or a time that can't be expressed
+    # in UTC at all, is refused here instead of failing in the database.
+    if not _storable_time(moment):
+        message = "Out of range: years 2000 to 2100, offset within ±14:00."
+        raise EventError("invalid", f"{name} is out of range.", {name: message})
+    return moment.astimezone(UTC)
+
+
+def _storable_time(moment: datetime) -> bool:
+    """An aware time the database can keep: offset within ±14:00, years 2000 to 2100."""
+    offset = moment.utcoffset()
+    if offset is None or abs(offset) > timedelta(hours=14):
+        return False
+    try:
+        return 2000 <= moment.astimezone(UTC).year <= 2100
+    except (OverflowError, ValueError):
+        return False
+
+
+def _clean_text(value: Any) -> bool:
+    """Text the database can store: no NUL characters, no lone surrogates."""
+    if not isinstance(value, str) or "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _parse_event(index: int, raw: Any) -> ParsedEvent:
@@ -356,6 +387,9 @@ def _parse_event(index: int, raw: Any) -> ParsedEvent:
     for name in ("user", "product"):
         if not isinstance(raw.get(name), str) or not raw.get(name, "").strip():
             fields[name] = "Required."
+    for name in ("id", "user", "product", "variant"):
+        if isinstance(raw.get(name), str) and not _clean_text(raw[name]):
+            fields[name] = "Contains characters that are not allowed."
     variant = raw.get("variant") or ""
     if not isinstance(variant, str):
         fields["variant"] = "Must be a string."

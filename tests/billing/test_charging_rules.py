@@ -945,3 +945,30 @@ def test_pack_expires_twelve_months_after_purchase(team, settings):
     settings.FLEX_PACK_TERM_MONTHS = 6
     pack, _ = services.record_purchase(team=team, reference="C", tokens=5, purchased_at=at, now=at)
     assert pack.expires_at == datetime(2026, 7, 15, 10, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("id", "bad\x00id"),
+        ("user", "\ud800@example.com"),
+        ("product", "auto\x00cad"),
+        ("started_at", "2026-03-02T08:00:00-20:02"),
+        ("started_at", "0001-01-01T00:00:00+05:00"),
+        ("started_at", "1859-03-02T08:00:00+00:00"),
+    ],
+)
+def test_text_and_times_the_database_cannot_keep_are_refused_per_event(team, buy, personas, field, value):
+    buy(100)
+    valid = {
+        "id": "fine-1",
+        "user": personas.member.email,
+        "product": "cfd-simulation",
+        "variant": "simple",
+        "started_at": "2026-03-02T08:00:00+00:00",
+    }
+    results = services.log_usage(
+        team=team, events=[{**valid, "id": "bad-1", field: value}, valid], now=datetime(2026, 3, 2, 9, tzinfo=UTC)
+    )
+    assert results[0]["status"] == "error" and field in results[0]["error"]["fields"]
+    assert results[1]["status"] == "charged"
