@@ -12,6 +12,7 @@ PORT   ?= 8000
 
 help:
 	@echo "make run    - install, migrate, seed the demo, serve http://$(HOST):$(PORT)"
+	@echo "             (with REDIS_URL set, also a Celery worker and beat: see Procfile)"
 	@echo "make test   - run the whole test suite (SQLite, tasks in-process)"
 	@echo "make lint   - ruff"
 
@@ -34,7 +35,14 @@ run: install
 	$(BIN)/python manage.py seed_demo
 	@echo ""
 	@echo "Serving $(FLEX_SITE_URL)/  (Ctrl+C stops)"
-	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+	@# With REDIS_URL set, a Celery worker and beat run beside the web server (Procfile);
+	@# without it, tasks run in-process and the web server is all there is.
+	@if [ -n "$$REDIS_URL" ]; then \
+		echo "REDIS_URL is set: starting web, a Celery worker and beat (Procfile)"; \
+		HOST=$(HOST) WEB_PORT=$(PORT) exec $(BIN)/honcho start -f Procfile; \
+	else \
+		exec $(BIN)/python manage.py runserver $(HOST):$(PORT); \
+	fi
 
 test: install
 	$(BIN)/python -m pytest
@@ -48,4 +56,4 @@ fmt: install
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) staticfiles test-output .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) staticfiles test-output .pytest_cache .ruff_cache .hypothesis celerybeat-schedule*

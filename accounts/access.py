@@ -169,7 +169,13 @@ def navigation(request: HttpRequest, access: TeamAccess | None = None) -> list[N
                 "accounts:team-settings",
                 "settings",
                 Perm.MANAGE_SETTINGS,
-                ("accounts:team-settings", "accounts:audit-log", "accounts:api-keys", "accounts:api-key-revoke"),
+                (
+                    "accounts:team-settings",
+                    "accounts:audit-log",
+                    "accounts:api-keys",
+                    "accounts:api-key-revoke",
+                    "accounts:alert-settings",
+                ),
             ),
         ]
         for label, name, icon, perm, names in team_pages:

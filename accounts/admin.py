@@ -5,7 +5,18 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
 from accounts import services
-from accounts.models import ApiKey, AuditEvent, Invitation, Membership, Reseller, SalesRep, Team, User
+from accounts.models import (
+    AlertSettings,
+    ApiKey,
+    AuditEvent,
+    Invitation,
+    Membership,
+    Notification,
+    Reseller,
+    SalesRep,
+    Team,
+    User,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -102,3 +113,18 @@ class ApiKeyAdmin(ReadOnlyAdmin):
         for key in active:
             services.revoke_api_key(key=key, actor=request.user)
         messages.success(request, f"Revoked {len(active)} API key{'s' if len(active) != 1 else ''}.")
+
+
+@admin.register(Notification)
+class NotificationAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "user", "team", "kind", "title", "read_at", "emailed_at")
+    list_filter = ("kind",)
+    search_fields = ("user__email", "title")
+    list_select_related = ("user", "team")
+    date_hierarchy = "created_at"
+
+
+@admin.register(AlertSettings)
+class AlertSettingsAdmin(ReadOnlyAdmin):
+    list_display = ("team", "expiry_reminders", "low_balance", "low_balance_unit", "low_balance_value", "updated_at")
+    list_select_related = ("team",)

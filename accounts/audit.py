@@ -12,6 +12,9 @@ if TYPE_CHECKING:
 
 # The address of the request being served, if any (set by AuditContextMiddleware).
 client_ip: ContextVar[str | None] = ContextVar("client_ip", default=None)
+# Who acts when an API key calls ("API key “Usage uploader” (flx_AbC12xYz…)"), set by the API views:
+# a key acts for a team or reseller, not for a person, so the trail names the key.
+api_actor: ContextVar[str | None] = ContextVar("api_actor", default=None)
 
 
 def write_audit_event(
@@ -28,7 +31,7 @@ def write_audit_event(
     return AuditEvent.objects.create(
         action=action,
         actor=actor if actor is not None and actor.pk else None,
-        actor_email=actor.email if actor is not None else "",
+        actor_email=actor.email if actor is not None else (api_actor.get() or "")[:254],
         team=team,
         reseller=reseller,
         target_type=target._meta.label if target is not None else "",

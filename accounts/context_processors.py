@@ -1,7 +1,7 @@
 from django.http import Http404, HttpRequest
 
 from accounts.access import navigation, team_access
-from accounts.selectors import teams_of_user
+from accounts.selectors import teams_of_user, unread_notification_count
 
 
 def portal(request: HttpRequest) -> dict:
@@ -20,4 +20,5 @@ def portal(request: HttpRequest) -> dict:
         "team_access": access,
         "current_team": access.team if access else None,
         "switcher_teams": teams_of_user(request.user),
+        "unread_notifications": unread_notification_count(user=request.user),
     }

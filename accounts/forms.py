@@ -2,7 +2,7 @@ from django import forms
 from django.contrib.auth.password_validation import password_validators_help_text_html
 from django.core.exceptions import ValidationError
 
-from accounts.models import TIME_ZONE_CHOICES, Role, Team
+from accounts.models import TIME_ZONE_CHOICES, AlertSettings, NotificationKind, Role, Team, ThresholdUnit
 
 ASSIGNABLE_ROLES = [(value, label) for value, label in Role.choices if value != Role.PRIMARY_ADMIN]
 MAX_CSV_BYTES = 1024 * 1024
@@ -90,3 +90,51 @@ class AcceptInvitationForm(forms.Form):
         if data.get("password1") and data.get("password2") and data["password1"] != data["password2"]:
             self.add_error("password2", "The two passwords differ.")
         return data
+
+
+class AlertSettingsForm(forms.Form):
+    expiry_reminders = forms.BooleanField(
+        label="Expiring tokens",
+        required=False,
+        help_text="An e-mail and a notice 90, 30 and 7 days before a pack's unused tokens expire.",
+    )
+    expiry_recipients = forms.TypedMultipleChoiceField(
+        label="Who is told about expiring tokens", coerce=int, required=False, widget=forms.CheckboxSelectMultiple
+    )
+    low_balance = forms.BooleanField(
+        label="Low balance",
+        required=False,
+        help_text="An e-mail and a notice when the available tokens fall below the threshold; "
+        "again only after the balance has recovered.",
+    )
+    low_balance_value = forms.IntegerField(label="Threshold", min_value=1)
+    low_balance_unit = forms.ChoiceField(
+        label="Threshold unit", choices=ThresholdUnit.choices, widget=forms.RadioSelect
+    )
+    low_balance_recipients = forms.TypedMultipleChoiceField(
+        label="Who is told about a low balance", coerce=int, required=False, widget=forms.CheckboxSelectMultiple
+    )
+
+    @classmethod
+    def for_team(
+        cls, *, alert_settings: AlertSettings, admins: list, opt_outs: set, data: dict | None = None
+    ) -> "AlertSettingsForm":
+        initial = {
+            "expiry_reminders": alert_settings.expiry_reminders,
+            "low_balance": alert_settings.low_balance,
+            "low_balance_unit": alert_settings.low_balance_unit,
+            "low_balance_value": alert_settings.low_balance_value,
+            "expiry_recipients": [
+                m.user_id for m in admins if (m.user_id, NotificationKind.EXPIRY_REMINDER) not in opt_outs
+            ],
+            "low_balance_recipients": [
+                m.user_id for m in admins if (m.user_id, NotificationKind.LOW_BALANCE) not in opt_outs
+            ],
+        }
+        form = cls(data, initial=initial)
+        choices = [
+            (m.user_id, f"{m.user.get_full_name()} ({m.user.email}), {m.get_role_display().lower()}") for m in admins
+        ]
+        form.fields["expiry_recipients"].choices = choices
+        form.fields["low_balance_recipients"].choices = choices
+        return form

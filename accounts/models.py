@@ -312,3 +312,114 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class NotificationKind(models.TextChoices):
+    EXPIRY_REMINDER = "expiry_reminder", "Tokens expiring"
+    LOW_BALANCE = "low_balance", "Low balance"
+    LEDGER_CHECK = "ledger_check", "Ledger check failed"
+
+
+# What a team's admins may switch on or off, and choose who receives (Settings > Alerts).
+TEAM_ALERT_KINDS = (NotificationKind.EXPIRY_REMINDER, NotificationKind.LOW_BALANCE)
+
+
+class Notification(models.Model):
+    """An in-app notice for one person (the bell in the top bar), e-mailed once.
+
+    ``emailed_at`` is claimed with a conditional UPDATE before the e-mail goes out, so a
+    notice is never e-mailed twice however often the sending task runs.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="notifications")
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=32, choices=NotificationKind.choices)
+    title = models.CharField(max_length=200)
+    body = models.TextField()
+    link = models.CharField(max_length=300, blank=True, help_text="A path in the portal.")
+    data = models.JSONField(default=dict, blank=True, help_text="What the e-mail templates show.")
+    created_at = models.DateTimeField(default=timezone.now)
+    read_at = models.DateTimeField(null=True, blank=True)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["user", "read_at"], name="notification_user_unread"),
+            models.Index(fields=["emailed_at", "created_at"], name="notification_email_pending"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=["expiry_reminder", "low_balance", "ledger_check"]), name="notification_kind_known"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.title}"
+
+    @property
+    def is_unread(self) -> bool:
+        return self.read_at is None
+
+
+class ThresholdUnit(models.TextChoices):
+    PERCENT = "percent", "percent of the tokens in active packs"
+    TOKENS = "tokens", "tokens"
+
+
+DEFAULT_LOW_BALANCE_PERCENT = 20  # domain.md "Low balance"
+
+
+class AlertSettings(models.Model):
+    """A team's alert choices (Settings > Alerts). A team without a row has the defaults:
+    both kinds on, low balance below 20% of the tokens in active packs."""
+
+    team = models.OneToOneField(Team, on_delete=models.CASCADE, related_name="alert_settings")
+    expiry_reminders = models.BooleanField(default=True)
+    low_balance = models.BooleanField(default=True)
+    low_balance_unit = models.CharField(max_length=10, choices=ThresholdUnit.choices, default=ThresholdUnit.PERCENT)
+    low_balance_value = models.PositiveIntegerField(default=DEFAULT_LOW_BALANCE_PERCENT)
+    updated_at = models.DateTimeField(default=timezone.now)
+    updated_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        verbose_name_plural = "alert settings"
+        constraints = [
+            models.CheckConstraint(condition=Q(low_balance_unit__in=["percent", "tokens"]), name="alerts_unit_known"),
+            models.CheckConstraint(
+                condition=Q(low_balance_value__gte=1) & (Q(low_balance_unit="tokens") | Q(low_balance_value__lte=100)),
+                name="alerts_threshold_in_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Alerts of {self.team}"
+
+    def is_on(self, kind: str) -> bool:
+        return {
+            NotificationKind.EXPIRY_REMINDER: self.expiry_reminders,
+            NotificationKind.LOW_BALANCE: self.low_balance,
+        }.get(kind, True)
+
+    def describe_threshold(self) -> str:
+        if self.low_balance_unit == ThresholdUnit.PERCENT:
+            return f"{self.low_balance_value}% of the tokens in active packs"
+        return f"{self.low_balance_value} tokens"
+
+
+class AlertOptOut(models.Model):
+    """An admin who does not want one kind of the team's alerts. Admins receive every
+    kind unless they opted out, so a new admin is told from the start."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=32, choices=NotificationKind.choices)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["team", "user", "kind"], name="alertoptout_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} gets no {self.kind} alerts of {self.team}"

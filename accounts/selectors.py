@@ -7,7 +7,20 @@ from datetime import date
 from django.db.models import Case, Count, Q, QuerySet, When
 from django.utils import timezone
 
-from accounts.models import ADMIN_ROLES, ApiKey, AuditEvent, Invitation, Membership, Role, Team, User, hash_token
+from accounts.models import (
+    ADMIN_ROLES,
+    AlertOptOut,
+    AlertSettings,
+    ApiKey,
+    AuditEvent,
+    Invitation,
+    Membership,
+    Notification,
+    Role,
+    Team,
+    User,
+    hash_token,
+)
 
 
 def teams_of_user(user: User) -> list[Team]:
@@ -111,3 +124,61 @@ def api_keys_of_team(*, team: Team) -> QuerySet[ApiKey]:
 
 def api_key_for_team(*, team: Team, pk: int) -> ApiKey | None:
     return ApiKey.objects.filter(team=team, pk=pk).first()
+
+
+def member_by_email(*, team: Team, email: str) -> Membership | None:
+    """The team's membership of the person with this e-mail (case-insensitive), or None."""
+    return (
+        Membership.objects.select_related("user", "invitation", "team")
+        .filter(team=team, user__email__iexact=email)
+        .first()
+    )
+
+
+# --- Notifications and alerts ---------------------------------------------------------------
+
+
+def unread_notification_count(*, user: User) -> int:
+    return Notification.objects.filter(user_id=user.pk, read_at__isnull=True).count()
+
+
+def notifications_of_user(*, user: User) -> QuerySet[Notification]:
+    """The person's notices, newest first."""
+    return Notification.objects.filter(user_id=user.pk).select_related("team").order_by("-created_at", "-id")
+
+
+def notification_for_user(*, user: User, pk: int) -> Notification | None:
+    return Notification.objects.filter(user_id=user.pk, pk=pk).first()
+
+
+def alert_settings_of_team(*, team: Team) -> AlertSettings:
+    """The team's alert settings; the defaults (not saved) when nobody changed them yet."""
+    return AlertSettings.objects.filter(team=team).first() or AlertSettings(team=team)
+
+
+def alert_opt_outs(*, team: Team) -> set[tuple[int, str]]:
+    """(user id, kind) of every admin who does not want a kind of the team's alerts."""
+    return set(AlertOptOut.objects.filter(team=team).values_list("user_id", "kind"))
+
+
+def alert_recipients(*, team: Team, kind: str) -> list[User]:
+    """Who gets a kind of the team's alerts: its active admins who did not opt out, nobody
+    when the team switched the kind off."""
+    alert_settings = alert_settings_of_team(team=team)
+    if not alert_settings.is_on(kind):
+        return []
+    opted_out = AlertOptOut.objects.filter(team=team, kind=kind).values("user_id")
+    return list(
+        User.objects.filter(memberships__team=team, memberships__role__in=ADMIN_ROLES, is_active=True)
+        .exclude(pk__in=opted_out)
+        .order_by("email")
+    )
+
+
+def sales_reps_of_team(*, team: Team) -> list[User]:
+    """The active sales reps of the reseller that serves the team."""
+    return list(User.objects.filter(sales_rep_roles__reseller_id=team.reseller_id, is_active=True).order_by("email"))
+
+
+def staff_users() -> list[User]:
+    return list(User.objects.filter(is_staff=True, is_active=True).order_by("email"))

@@ -9,9 +9,11 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 from django_tables2 import RequestConfig
@@ -21,6 +23,7 @@ from accounts.access import Perm, TeamAccess, customer_for_rep, customer_teams, 
 from accounts.filters import AuditFilter, MemberFilter
 from accounts.forms import (
     AcceptInvitationForm,
+    AlertSettingsForm,
     ApiKeyForm,
     ConfirmImportForm,
     InviteForm,
@@ -489,3 +492,69 @@ def accept_invitation(request: HttpRequest, token: str) -> HttpResponse:
 @login_not_required
 def healthz(request: HttpRequest) -> HttpResponse:
     return HttpResponse("ok", content_type="text/plain")
+
+
+@team_view(Perm.MANAGE_SETTINGS)
+@require_http_methods(["GET", "POST"])
+def alert_settings(request: HttpRequest, access: TeamAccess) -> HttpResponse:
+    team = access.team
+    form = AlertSettingsForm.for_team(
+        alert_settings=selectors.alert_settings_of_team(team=team),
+        admins=selectors.team_admins(team=team),
+        opt_outs=selectors.alert_opt_outs(team=team),
+        data=request.POST if request.method == "POST" else None,
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.update_alert_settings(team=team, actor=request.user, **form.cleaned_data)
+        except ValidationError as error:
+            add_service_errors(form, error)
+        else:
+            messages.success(request, "Alert settings saved.")
+            return redirect("accounts:alert-settings", team.slug)
+    return render(
+        request,
+        "accounts/alert_settings.html",
+        {
+            "form": form,
+            "team": team,
+            "breadcrumbs": _crumbs(
+                access, ("Settings", reverse("accounts:team-settings", args=[team.slug])), ("Alerts", None)
+            ),
+        },
+        status=400 if form.errors else 200,
+    )
+
+
+def notification_list(request: HttpRequest) -> HttpResponse:
+    """The signed-in person's notices (the bell in the top bar), newest first."""
+    page = Paginator(selectors.notifications_of_user(user=request.user), 25).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "accounts/notification_list.html",
+        {"page": page, "unread": selectors.unread_notification_count(user=request.user)},
+    )
+
+
+def _safe_next(request: HttpRequest, default: str) -> str:
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=False):
+        return target
+    return default
+
+
+@require_POST
+def notification_read(request: HttpRequest, pk: int) -> HttpResponse:
+    notification = selectors.notification_for_user(user=request.user, pk=pk)
+    if notification is None:
+        raise Http404("No such notice.")
+    services.mark_notification_read(notification=notification, user=request.user)
+    return redirect(_safe_next(request, reverse("accounts:notification-list")))
+
+
+@require_POST
+def notification_read_all(request: HttpRequest) -> HttpResponse:
+    count = services.mark_all_notifications_read(user=request.user)
+    if count:
+        messages.success(request, f"Marked {count} notice{'s' if count != 1 else ''} as read.")
+    return redirect("accounts:notification-list")

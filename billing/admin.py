@@ -6,7 +6,18 @@ from django.contrib import admin
 from django.utils import timezone
 
 from accounts.admin import ReadOnlyAdmin
-from billing.models import Charge, CloudCreditBalance, LedgerEntry, Rate, RateVariant, TokenPack, UsageEvent
+from billing.models import (
+    Charge,
+    CloudCreditBalance,
+    ExpiryReminder,
+    LedgerCheckRun,
+    LedgerEntry,
+    LowBalanceState,
+    Rate,
+    RateVariant,
+    TokenPack,
+    UsageEvent,
+)
 
 
 class RateVariantInline(admin.TabularInline):
@@ -99,3 +110,25 @@ class UsageEventAdmin(ReadOnlyAdmin):
     list_select_related = ("team", "user")
     date_hierarchy = "started_at"
     inlines = [ChargeInline]
+
+
+@admin.register(LedgerCheckRun)
+class LedgerCheckRunAdmin(ReadOnlyAdmin):
+    """The nightly ledger check's result per day (billing.alerts.run_ledger_check)."""
+
+    list_display = ("day", "ok", "violation_count", "checked_at")
+    list_filter = ("ok",)
+
+
+@admin.register(LowBalanceState)
+class LowBalanceStateAdmin(ReadOnlyAdmin):
+    list_display = ("team", "is_low", "available", "limit", "crossed_at", "recovered_at", "alerts")
+    list_filter = ("is_low",)
+    list_select_related = ("team",)
+
+
+@admin.register(ExpiryReminder)
+class ExpiryReminderAdmin(ReadOnlyAdmin):
+    list_display = ("pack", "threshold", "team", "announced", "created_at")
+    list_filter = ("threshold", "announced")
+    list_select_related = ("pack", "team")

@@ -314,3 +314,64 @@ class LedgerEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise TypeError("Ledger entries are append-only; write a correcting entry instead.")
+
+
+class ExpiryReminder(models.Model):
+    """A reminder that a pack's tokens expire within ``threshold`` days: claimed by
+    inserting this row, so each pack is announced once per threshold (domain.md "Jobs").
+
+    A run that comes late may find a pack past several thresholds at once: it claims them
+    all but announces only the nearest (``announced`` is False for the others).
+    """
+
+    pack = models.ForeignKey(TokenPack, on_delete=models.CASCADE, related_name="reminders")
+    threshold = models.PositiveSmallIntegerField(help_text="Days before expiry: 90, 30 or 7.")
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+", help_text="The team that was told.")
+    announced = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["pack", "-threshold"]
+        constraints = [
+            models.UniqueConstraint(fields=["pack", "threshold"], name="expiryreminder_once_per_threshold"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pack}: {self.threshold} days"
+
+
+class LowBalanceState(models.Model):
+    """Whether a team is below its low-balance threshold: one row per team.
+
+    The alert goes out on the change from not low to low, claimed with a conditional
+    UPDATE (``is_low=False`` -> ``True``); it can only go out again after the balance
+    recovered (``True`` -> ``False``).
+    """
+
+    team = models.OneToOneField(Team, on_delete=models.CASCADE, related_name="low_balance_state")
+    is_low = models.BooleanField(default=False)
+    available = money_field(default=ZERO, help_text="Tokens available when it last changed.")
+    limit = money_field(default=ZERO, help_text="The threshold in tokens when it last changed.")
+    crossed_at = models.DateTimeField(null=True, blank=True)
+    recovered_at = models.DateTimeField(null=True, blank=True)
+    alerts = models.PositiveIntegerField(default=0, help_text="How many crossings were announced.")
+
+    def __str__(self) -> str:
+        return f"{self.team}: {'low' if self.is_low else 'ok'}"
+
+
+class LedgerCheckRun(models.Model):
+    """The nightly ledger check, one row per day (UTC). Staff are alerted when the day's
+    row turns from ok to failing, so a second run the same night alerts nobody twice."""
+
+    day = models.DateField(unique=True)
+    checked_at = models.DateTimeField()
+    ok = models.BooleanField()
+    violations = models.JSONField(default=list, blank=True, help_text="The first 100 violations.")
+    violation_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-day"]
+
+    def __str__(self) -> str:
+        return f"Ledger check {self.day}: {'ok' if self.ok else f'{self.violation_count} violations'}"

@@ -12,12 +12,32 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Case, Count, DecimalField, IntegerField, Q, Sum, Value, When
+from django.db.models import (
+    Case,
+    Count,
+    DecimalField,
+    IntegerField,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+    When,
+    prefetch_related_objects,
+)
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import Team
-from billing.models import ZERO, CloudCreditBalance, EntryKind, EventStatus, LedgerEntry, TokenPack, UsageEvent
+from billing.models import (
+    ZERO,
+    CloudCreditBalance,
+    EntryKind,
+    EventStatus,
+    LedgerEntry,
+    Rate,
+    TokenPack,
+    UsageEvent,
+)
 from reporting.models import UsageRollup
 
 CENT = Decimal("0.01")
@@ -357,3 +377,51 @@ def _check_rollups(result: LedgerCheck) -> None:
                     f"Team {slugs[team_id]}: usage rollups total {rollup} {unit}, but the ledger's usage minus"
                     f" refunds is {ledger} {unit}."
                 )
+
+
+# --- API reads ------------------------------------------------------------------------------------
+
+
+def team_packs(*, team: Team) -> QuerySet[TokenPack]:
+    """The team's packs, in the order they pay (earliest expiry, smallest, oldest)."""
+    return (
+        TokenPack.objects.filter(team=team)
+        .select_related("team")
+        .order_by("expires_at", "tokens", "purchased_at", "id")
+    )
+
+
+def usage_event_exists(*, team: Team, event_id: str) -> bool:
+    return UsageEvent.objects.filter(team=team, event_id=event_id).exists()
+
+
+def ledger_entries(*, team: Team) -> QuerySet[LedgerEntry]:
+    """The team's ledger, oldest first, with what each entry names (pack, event) joined in."""
+    return (
+        LedgerEntry.objects.filter(team=team)
+        .select_related("pack", "event")
+        .only(
+            "id",
+            "at",
+            "kind",
+            "amount",
+            "note",
+            "created_at",
+            "pack__reference",
+            "credit_balance_id",
+            "event__event_id",
+        )
+        .order_by("at", "id")
+    )
+
+
+def rates_in_force(*, at: datetime | None = None) -> list[Rate]:
+    """The rate sheet at a moment (now by default): per code, the row with the latest
+    ``effective_from`` not after it, with its variants. Two queries."""
+    at = at or timezone.now()
+    current: dict[str, Rate] = {}
+    for rate in Rate.objects.filter(effective_from__lte=at).order_by("code", "-effective_from"):
+        current.setdefault(rate.code, rate)
+    rates = list(current.values())
+    prefetch_related_objects(rates, "variants")
+    return rates

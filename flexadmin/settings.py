@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -34,6 +35,9 @@ INSTALLED_APPS = [
     "django_tables2",
     "django_filters",
     "axes",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc served from our static files, no CDN
     "accounts",
     "billing",
     "reporting",
@@ -94,18 +98,95 @@ else:
 
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = REDIS_URL or None
+CELERY_RESULT_EXPIRES = timedelta(days=1)
 # Without a broker the tasks run where they are called, so nothing waits for a worker.
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TIMEZONE = "UTC"
-# A broker that does not answer must not hold a web request: connect and publish fail fast.
+# One queue; FLEX_CELERY_QUEUE lets two installations (or a test run) share one Redis.
+CELERY_TASK_DEFAULT_QUEUE = env("FLEX_CELERY_QUEUE", default="celery")
+# A broker that does not answer must not hold a web request: connect and publish fail fast
+# (enqueue_on_commit publishes once, without retrying, and logs a failure; the schedule
+# picks up whatever a lost message would have done).
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
-CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5}
 CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = 2
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True  # a worker or beat started before Redis waits for it
+# Late acknowledgement is switched on per task, only for the idempotent jobs (billing.tasks):
+# a worker that dies mid-job leaves the message unacknowledged and Redis hands it out again
+# after the visibility timeout. E-mail tasks are acknowledged on receipt (at most once).
+CELERY_TASK_ACKS_LATE = False
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # a worker holds one job at a time: nothing waits behind a long one
+# The time limits bound every job; the visibility timeout must be longer than the longest
+# job (FLEX_CHECK_LEDGER_TIME_LIMIT), the longest retry back-off (10 minutes) and any countdown,
+# or Redis would hand a message still being worked on (or waiting for its retry) to a
+# second worker.
 CELERY_TASK_TIME_LIMIT = 15 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 14 * 60
-# The beat schedule lives here and nowhere else (later issues add the jobs).
-CELERY_BEAT_SCHEDULE: dict = {}
+FLEX_CHECK_LEDGER_TIME_LIMIT = 60 * 60
+FLEX_CELERY_VISIBILITY_TIMEOUT = env.int("FLEX_CELERY_VISIBILITY_TIMEOUT", default=2 * 60 * 60)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_connect_timeout": 2,
+    "socket_timeout": 5,
+    # Publishing tries to connect twice, straight away, instead of retrying for seconds: a
+    # refused connection costs milliseconds. (Workers and beat keep reconnecting on their own.)
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+    "visibility_timeout": FLEX_CELERY_VISIBILITY_TIMEOUT,
+}
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5}
+
+# The beat schedule lives here and nowhere else; docs/operations.md says what each job does
+# when Redis or the worker is down. Every job catches up on whatever it missed, so a run
+# skipped or lost costs only delay. ``expires`` drops a run that waited in the queue past
+# the next one (a worker back after a long outage runs each job once, not once per tick).
+CELERY_BEAT_SCHEDULE: dict = {
+    # Every 10 minutes: close packs whose year is over and write what they still held as an
+    # expiry entry. Paying never uses an expired pack anyway; this makes balances, reports
+    # and the ledger say so (ledger_check flags a pack left open for more than an hour).
+    "expire-packs": {
+        "task": "billing.expire_packs",
+        "schedule": crontab(minute="*/10"),
+        "options": {"expires": 9 * 60},
+    },
+    # Hourly at :05: close legacy cloud credits past the cutoff (FLEX_CLOUD_CREDITS_EXPIRE_AT).
+    # After the cutoff has passed once this finds nothing; it stays for late grants and restores.
+    "expire-cloud-credits": {
+        "task": "billing.expire_cloud_credits",
+        "schedule": crontab(minute=5),
+        "options": {"expires": 55 * 60},
+    },
+    # Hourly at :20: remind admins and the reseller's sales reps of tokens expiring within
+    # 90, 30 and 7 days, once per pack and threshold; hourly so a threshold is announced
+    # within the hour it is reached.
+    "send-expiry-reminders": {
+        "task": "billing.send_expiry_reminders",
+        "schedule": crontab(minute=20),
+        "options": {"expires": 55 * 60},
+    },
+    # Every 15 minutes: alert admins when a team's available tokens fall below its threshold
+    # (once per crossing, again only after a recovery). Usage arrives all day.
+    "check-low-balances": {
+        "task": "billing.check_low_balances",
+        "schedule": crontab(minute="*/15"),
+        "options": {"expires": 14 * 60},
+    },
+    # Nightly at 02:30 UTC, when usage is lowest: the full ledger check (domain.md "a ledger
+    # check anyone can run"); e-mails platform staff when anything does not add up.
+    "check-ledger": {
+        "task": "billing.check_ledger",
+        "schedule": crontab(hour=2, minute=30),
+        "options": {"expires": 12 * 60 * 60},
+    },
+    # Every 10 minutes: e-mail notices whose own e-mail task was lost (Redis or the worker was
+    # down when it should have gone out), up to two days late.
+    "send-pending-notification-emails": {
+        "task": "accounts.send_pending_notification_emails",
+        "schedule": crontab(minute="*/10"),
+        "options": {"expires": 9 * 60},
+    },
+}
 
 # --- Authentication ------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
@@ -186,6 +267,61 @@ FLEX_MAX_EVENT_AGE_HOURS = env.int("FLEX_MAX_EVENT_AGE_HOURS", default=48)
 FLEX_PACK_TERM_MONTHS = env.int("FLEX_PACK_TERM_MONTHS", default=12)
 FLEX_INVITATION_DAYS = env.int("FLEX_INVITATION_DAYS", default=7)
 FLEX_CSV_MAX_ROWS = env.int("FLEX_CSV_MAX_ROWS", default=2000)
+
+# --- HTTP API (docs/api.md; ../shared api.md) ------------------------------------------------
+# Keys only: no session authentication, so no CSRF and no sign-in page for the API.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["accounts.authentication.HasApiKey"],
+    "DEFAULT_THROTTLE_CLASSES": ["accounts.authentication.ApiKeyRateThrottle"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "flexadmin.api.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+    "COERCE_DECIMAL_TO_STRING": True,
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+# Requests per API key (DRF rate syntax: N/second, N/minute, N/hour, N/day); over it: 429 + Retry-After.
+FLEX_API_THROTTLE_RATE = env("FLEX_API_THROTTLE_RATE", default="1200/minute")
+# A full batch of 1,000 usage events is about 250 kB; anything far larger is refused (400).
+FLEX_API_MAX_BODY_BYTES = env.int("FLEX_API_MAX_BODY_BYTES", default=4 * 1024 * 1024)
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "FlexAdmin API",
+    "DESCRIPTION": (
+        "Report usage, record purchases, manage members and Flex assignments, read balances and reports. "
+        "Authenticate with `Authorization: Bearer <key>` (a team key or a reseller key). Amounts are strings "
+        "with two decimals; times are ISO 8601 with an offset. Every error is "
+        '`{"error": {"code", "message", "fields"}}`. A walk-through is in docs/api.md.'
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_ADD_EXPLICIT_BLANK_NULL_CHOICE": False,
+    "TAGS": [
+        {"name": "teams", "description": "Customer teams of a reseller (reseller key)."},
+        {"name": "packs", "description": "Token packs and legacy cloud credits (recorded with a reseller key)."},
+        {"name": "members", "description": "People, roles and Flex assignments (team key)."},
+        {"name": "usage", "description": "Usage events reported by products, and refunds (team key)."},
+        {"name": "balance", "description": "Balance and ledger."},
+        {"name": "reports", "description": "Usage reports, read from the rollups (team key)."},
+        {"name": "rates", "description": "The rate sheet in force (any key)."},
+    ],
+    # Several fields are called "status"; each set of values gets a name of its own.
+    "ENUM_NAME_OVERRIDES": {
+        "PackStatusEnum": "billing.api.PACK_STATUSES",
+        "UsageStatusEnum": "billing.api.OUTCOME_STATUSES",
+        "ChargeStatusEnum": "billing.api.CHARGE_STATUSES",
+        "UsageErrorStatusEnum": "billing.api.ERROR_STATUSES",
+    },
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
 
 LOGGING = {
     "version": 1,

@@ -1,7 +1,8 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 
 from accounts import views as account_views
+from flexadmin import api
 
 admin.site.site_header = "FlexAdmin staff"
 admin.site.site_title = "FlexAdmin staff"
@@ -11,5 +12,11 @@ urlpatterns = [
     path("auth/", include("django.contrib.auth.urls")),
     path("invite/<str:token>/", account_views.accept_invitation, name="accept-invitation"),
     path("healthz", account_views.healthz, name="healthz"),
+    path("api/v1/", include("flexadmin.api_urls")),
+    re_path(r"^api(/.*)?$", api.not_found),
     path("", include("accounts.urls")),
 ]
+
+# JSON under /api/, the friendly pages elsewhere.
+handler400 = "flexadmin.api.bad_request"
+handler500 = "flexadmin.api.server_error"

@@ -46,6 +46,7 @@ TEAM_PAGES: dict[str, tuple[str, dict[str, int]]] = {
     "accounts:audit-log": ("team", ADMIN_ONLY),
     "accounts:api-keys": ("team", ADMIN_ONLY),
     "accounts:api-key-revoke": ("api_key", ADMIN_ONLY_POST),
+    "accounts:alert-settings": ("team", ADMIN_ONLY),
 }
 
 # Pages outside any team.
@@ -56,6 +57,10 @@ OTHER_PAGES: dict[str, tuple[str, dict[str, int]]] = {
     "accounts:profile": ("none", dict.fromkeys(ROLES, 200) | {"anonymous": 302}),
     "accounts:password-change": ("none", dict.fromkeys(ROLES, 200) | {"anonymous": 302}),
     "accounts:start": ("none", dict.fromkeys(ROLES, 302)),
+    # Everybody has their own notices; the POST-only actions answer GET with 405.
+    "accounts:notification-list": ("none", dict.fromkeys(ROLES, 200) | {"anonymous": 302}),
+    "accounts:notification-read-all": ("none", dict.fromkeys(ROLES, 405) | {"anonymous": 302}),
+    "accounts:notification-read": ("notification", dict.fromkeys(ROLES, 405) | {"anonymous": 302}),
 }
 
 
@@ -71,6 +76,9 @@ def _args(kind: str, team, personas) -> list:
         return [team.slug, key.pk]
     if kind == "customer":
         return [team.slug]
+    if kind == "notification":
+        [notice] = services.notify(users=[personas.primary_admin], team=team, kind="low_balance", title="Low", body="…")
+        return [notice.pk]
     return []
 
 

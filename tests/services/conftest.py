@@ -87,3 +87,146 @@ def real_worker(celery_worker_process):
     app.conf.task_always_eager = False
     yield celery_worker_process
     app.conf.task_always_eager = True
+
+
+# --- Workers and beat on the test database ---------------------------------------------------------
+
+
+def test_database_url() -> str:
+    """The URL of the database this test uses (pytest-django's test_… database), for
+    processes started by the test: they must see the rows it commits."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    if connection.vendor != "postgresql":
+        pytest.skip(
+            f"A worker process needs a database it can share with the test; DATABASE_URL points at {connection.vendor}."
+            " Run with DATABASE_URL=postgres://... (CI does, with FLEX_REQUIRE_SERVICES=1)."
+        )
+    auth = db["USER"] or ""
+    if db.get("PASSWORD"):
+        auth += f":{db['PASSWORD']}"
+    host = f"{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}"
+    return f"postgres://{auth}@{host}/{db['NAME']}"
+
+
+class CeleryProcesses:
+    """Celery workers and beat as real processes, on a queue of their own and the test's
+    database. A queue per test keeps them apart from the session's worker
+    (``celery_worker_process``) and from anything a killed worker left behind."""
+
+    def __init__(self, redis_url: str, tmp: Path) -> None:
+        self.queue = f"flex-test-{uuid.uuid4().hex[:10]}"
+        self.tmp = tmp
+        self.mail_dir = tmp / "mail"
+        self.mail_dir.mkdir()
+        self.redis_url = redis_url
+        self.env = {
+            **os.environ,
+            "REDIS_URL": redis_url,
+            "DATABASE_URL": test_database_url(),
+            "FLEX_CELERY_QUEUE": self.queue,
+            # E-mails the worker sends land in files the test can read.
+            "EMAIL_URL": f"filemail:///{self.mail_dir}",  # three slashes and an absolute path
+        }
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.logs: list = []
+        (ROOT / "test-output").mkdir(exist_ok=True)
+
+    def _start(self, name: str, args: list[str], env: dict[str, str] | None) -> subprocess.Popen:
+        log = open(ROOT / "test-output" / f"celery-{name}.log", "w")  # noqa: SIM115 (closed in stop)
+        self.logs.append(log)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", *args],
+            cwd=ROOT,
+            env={**self.env, **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: a SIGKILL reaches all of it
+        )
+        self.processes[name] = process
+        return process
+
+    def start_worker(self, name: str = "worker", env: dict[str, str] | None = None) -> subprocess.Popen:
+        from flexadmin.celery import app
+
+        hostname = f"{name}-{self.queue}@localhost"
+        process = self._start(
+            name,
+            [
+                *("-A", "flexadmin", "worker", "--pool=solo", "-l", "info", "-n", hostname),
+                *("--without-gossip", "--without-mingle", "--without-heartbeat"),
+            ],
+            env,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                pytest.fail(f"The Celery worker exited with {process.returncode}; see test-output/celery-{name}.log")
+            if app.control.ping(destination=[hostname], timeout=1.0):
+                return process
+        pytest.fail(f"The Celery worker {name} did not answer a ping within 60 s")
+
+    def start_beat(self, every: float = 1.0) -> subprocess.Popen:
+        """Beat with the production schedule (settings.CELERY_BEAT_SCHEDULE), every entry
+        due every ``every`` seconds (tests/services/fast_beat.py)."""
+        return self._start(
+            "beat",
+            [
+                *("-A", "tests.services.fast_beat", "beat", "-l", "info"),
+                *("-s", str(self.tmp / "beat-schedule"), "--max-interval", "1"),
+            ],
+            {"FLEX_TEST_BEAT_EVERY": str(every)},
+        )
+
+    def kill(self, name: str) -> None:
+        """SIGKILL: no clean shutdown, no acknowledgement, nothing handed back."""
+        import signal
+
+        process = self.processes.pop(name)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=20)
+
+    def stop(self, name: str) -> None:
+        process = self.processes.pop(name)
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=20)
+
+    def emails(self) -> list[str]:
+        return [path.read_text() for path in sorted(self.mail_dir.iterdir())]
+
+    def close(self) -> None:
+        for name in list(self.processes):
+            self.stop(name)
+        for log in self.logs:
+            log.close()
+        import redis
+
+        client = redis.Redis.from_url(self.redis_url)
+        client.delete(self.queue, *[f"{self.queue}\x06\x16{n}" for n in range(10)])
+
+
+@pytest.fixture
+def celery_processes(transactional_db, django_db_serialized_rollback, redis_url, tmp_path):
+    """Start workers and beat with ``celery_processes.start_worker()`` / ``.start_beat()``;
+    tasks this test sends (``.delay()``, ``enqueue_on_commit``) go to their queue.
+
+    The test's rows must be committed for another process to see them (transactional_db);
+    the serialized rollback puts back the rate sheet the flush at the end removes.
+    """
+    from flexadmin.celery import app
+
+    processes = CeleryProcesses(redis_url, tmp_path)
+    saved = app.conf.task_always_eager, app.conf.task_default_queue
+    app.conf.task_always_eager = False
+    app.conf.task_default_queue = processes.queue
+    try:
+        yield processes
+    finally:
+        # Stopped before the database is flushed: no worker may hold a connection then.
+        processes.close()
+        app.conf.task_always_eager, app.conf.task_default_queue = saved
