@@ -41,6 +41,8 @@ run: install
 		echo "REDIS_URL is set: starting web, a Celery worker and beat (Procfile)"; \
 		HOST=$(HOST) WEB_PORT=$(PORT) exec $(BIN)/honcho start -f Procfile; \
 	else \
+		echo "No REDIS_URL: the scheduled jobs (expiry, reminders, alerts) run once now; see docs/operations.md"; \
+		$(BIN)/python manage.py run_jobs -v0; \
 		exec $(BIN)/python manage.py runserver $(HOST):$(PORT); \
 	fi
 

@@ -64,6 +64,7 @@ ACTION_LABELS = {
     "cloud_credits.granted": "Cloud credits granted",
     "usage.refunded": "Usage refunded",
     "user.profile_changed": "Profile changed",
+    "alerts.updated": "Alert settings changed",
     "api_key.created": "API key created",
     "api_key.revoked": "API key revoked",
 }
@@ -80,13 +81,15 @@ def describe_details(details: dict, *, changes: bool = False) -> str:
             value = f"{value[0]} → {value[1]}"
         elif isinstance(value, list):
             value = ", ".join(map(str, value))
-        parts.append(f"{key.replace('_', ' ')}: {str(value).replace('_', ' ')}")
+        if isinstance(value, bool):
+            value = "yes" if value else "no"
+        parts.append(f"{key.replace('_', ' ')}: {value}")
     return "; ".join(parts)
 
 
 class AuditTable(tables.Table):
     created_at = tables.DateTimeColumn(verbose_name="When", format="M j, Y H:i T")
-    actor_email = tables.Column(verbose_name="Who", empty_values=(), default="System")
+    actor_email = tables.Column(verbose_name="Who", empty_values=(None, ""), default="System")
     action = tables.Column(verbose_name="What")
     target_repr = tables.Column(verbose_name="Whom / what", default="")
     ip_address = tables.Column(verbose_name="From", default="")

@@ -52,6 +52,12 @@ def fmt(amount: Decimal) -> str:
     return str(Decimal(amount).quantize(CENT))
 
 
+def _request_balance_check(team: Team) -> None:
+    from billing.alerts import request_balance_check  # alerts builds on these services
+
+    request_balance_check(team=team)
+
+
 def lock_team(team: Team) -> Team:
     """The one lock every token movement of a team takes first."""
     return Team.objects.select_for_update().get(pk=team.pk)
@@ -153,6 +159,7 @@ def record_purchase(
         target=pack,
         details={"reference": reference, "tokens": tokens, "purchased_at": purchased_at.isoformat()},
     )
+    _request_balance_check(team)  # a purchase may end a low-balance spell
     return pack, True
 
 
@@ -718,6 +725,9 @@ def log_usage(*, team: Team, events: list[dict], now: datetime | None = None, hi
             first = firsts.get(event.id)
             results[event.index] = {**first, "replayed": True} if first else {**results[first_index[event.id]]}
         _write(team=team, charger=charger, new_events=new_events, now=now)
+        if not historical and any(Decimal(result["tokens"]) > 0 for _, _, result in new_events):
+            # Live spending may cross the low-balance line: check once this commits.
+            _request_balance_check(team)
     return results
 
 

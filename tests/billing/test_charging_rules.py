@@ -972,3 +972,33 @@ def test_text_and_times_the_database_cannot_keep_are_refused_per_event(team, buy
     )
     assert results[0]["status"] == "error" and field in results[0]["error"]["fields"]
     assert results[1]["status"] == "charged"
+
+
+def test_live_spending_below_the_low_balance_line_alerts_the_admins_after_commit(
+    team, buy, personas, django_capture_on_commit_callbacks
+):
+    from accounts.models import Notification
+
+    buy(100, at=datetime(2026, 3, 1, tzinfo=UTC))
+    now = datetime(2026, 3, 2, 12, tzinfo=UTC)
+    jobs = [
+        {
+            "id": f"job-{n}",
+            "user": personas.member.email,
+            "product": "cfd-simulation",
+            "variant": "complex",
+            "started_at": (now - timedelta(hours=1)).isoformat(),
+        }
+        for n in range(3)
+    ]
+    with django_capture_on_commit_callbacks(execute=True):
+        services.log_usage(team=team, events=jobs[:2], now=now)  # 70 of 100 spent: 30% left
+    assert not Notification.objects.filter(kind="low_balance").exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.log_usage(team=team, events=jobs[2:], now=now)  # 105 > 100: denied, nothing spent
+    assert not Notification.objects.filter(kind="low_balance").exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.log_usage(
+            team=team, events=[{**jobs[0], "id": "job-small", "variant": "moderate", "quantity": 2}], now=now
+        )
+    assert Notification.objects.filter(kind="low_balance", user=personas.primary_admin).count() == 1
