@@ -1,4 +1,4 @@
-"""API: teams (reseller keys), members and Flex assignments (team keys).
+"""API: teams (reseller keys) and members (team keys); Flex assignments are billing's.
 
 Thin like the browser views: scope through ``ApiView.get_team``, parse with a serializer
 (400), call the services (whose ``ValidationError`` is a 422), answer with a serializer.
@@ -6,21 +6,19 @@ Thin like the browser views: scope through ``ApiView.get_team``, parse with a se
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import transaction
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts import selectors, services
+from accounts.api_base import ApiView
 from accounts.models import Membership, Plan, Role, Team, validate_time_zone
-from flexadmin.api import RETRY_AFTER, ApiError, ApiView, AwareDateTimeField, error_responses, has_bad_text, parse
+from core.api import RETRY_AFTER, ApiError, AwareDateTimeField, error_responses, parse
 
 SLUG = OpenApiParameter("slug", OpenApiTypes.STR, OpenApiParameter.PATH, description="The team's slug.")
 EMAIL = OpenApiParameter(
@@ -70,16 +68,6 @@ TEAM_EXAMPLE = {
 }
 
 
-def _same_team(team: Team, data: dict) -> bool:
-    return (team.name, team.plan, team.time_zone, team.contract_start, team.contract_end) == (
-        data["name"].strip(),
-        data["plan"],
-        data["time_zone"],
-        data["contract_start"],
-        data["contract_end"],
-    )
-
-
 class TeamsView(ApiView):
     @extend_schema(
         operation_id="teams_create",
@@ -110,16 +98,9 @@ class TeamsView(ApiView):
     def post(self, request: Request) -> Response:
         reseller = self.require_reseller()
         data = parse(TeamCreateSerializer, request.data)
-        existing = Team.objects.select_related("reseller").filter(slug=data["slug"]).first()
-        if existing is not None:
-            if existing.reseller_id == reseller.pk and _same_team(existing, data):
-                with timezone.override(existing.tz):
-                    return Response(TeamSerializer(existing).data, status=200)
-            message = f"A team with the slug “{data['slug']}” already exists."
-            raise ApiError(409, "conflict", message, {"slug": message})
-        team = services.create_team(reseller=reseller, actor=None, **data)
+        team, created = services.record_team(reseller=reseller, actor=None, **data)
         with timezone.override(team.tz):
-            return Response(TeamSerializer(team).data, status=201)
+            return Response(TeamSerializer(team).data, status=201 if created else 200)
 
 
 # --- Members -----------------------------------------------------------------------------------
@@ -149,7 +130,7 @@ class MemberSerializer(serializers.Serializer):
         return invitation.accepted_at is None and not membership.user.has_usable_password()
 
 
-def _email(value: str) -> str:
+def email_from_path(value: str) -> str:
     """The e-mail of a URL, checked like a field (a bad one is a 400 naming ``email``)."""
     field = serializers.EmailField(max_length=254)
     try:
@@ -158,7 +139,7 @@ def _email(value: str) -> str:
         raise serializers.ValidationError({"email": exc.detail}) from None
 
 
-def _member_or_404(team: Team, email: str) -> Membership:
+def member_or_404(team: Team, email: str) -> Membership:
     membership = selectors.member_by_email(team=team, email=email)
     if membership is None:
         raise ApiError(404, "not_found", f"{email} is not a member of {team.slug}.")
@@ -200,133 +181,7 @@ class MemberView(ApiView):
     )
     def put(self, request: Request, slug: str, email: str) -> Response:
         team = self.get_team(slug)
-        email = _email(email)
+        email = email_from_path(email)
         data = parse(MemberRequestSerializer, request.data)
-        role = data["role"]
-        with transaction.atomic():
-            membership = selectors.member_by_email(team=team, email=email)
-            if membership is None:
-                status = 201
-                has_primary = team.memberships.filter(role=Role.PRIMARY_ADMIN).exists()
-                first_role = Role.SECONDARY_ADMIN if role == Role.PRIMARY_ADMIN and has_primary else role
-                membership = services.invite_user(
-                    team=team,
-                    email=email,
-                    role=first_role,
-                    first_name=data["first_name"],
-                    last_name=data["last_name"],
-                    actor=None,
-                )
-            else:
-                status = 200
-            if membership.role != role:
-                if role == Role.PRIMARY_ADMIN:
-                    membership = services.transfer_primary_admin(team=team, to=membership, actor=None)
-                else:
-                    membership = services.change_role(membership=membership, role=role, actor=None)
-        membership = selectors.member_by_email(team=team, email=email)
-        return Response(MemberSerializer(membership).data, status=status)
-
-
-# --- Flex assignments -------------------------------------------------------------------------------
-
-
-@extend_schema_field(
-    {
-        "oneOf": [
-            {"type": "string", "enum": ["all"], "description": "Every Flex product, new ones included."},
-            {
-                "type": "array",
-                "items": {"type": "string", "minLength": 1, "maxLength": 64},
-                "minItems": 1,
-                "maxItems": 500,
-                "description": "Product codes (see GET /rates).",
-            },
-        ]
-    }
-)
-class ProductsField(serializers.Field):
-    default_error_messages = {"invalid": "Give “all” or a non-empty list of product codes."}
-
-    def to_internal_value(self, data: Any) -> str | list[str]:
-        if data == "all":
-            return "all"
-        if (
-            isinstance(data, list)
-            and 1 <= len(data) <= 500
-            and all(isinstance(code, str) and 1 <= len(code) <= 64 for code in data)
-            and not has_bad_text(data)
-        ):
-            return data
-        self.fail("invalid")
-
-    def to_representation(self, value: Any) -> Any:
-        return value
-
-
-class AssignmentRequestSerializer(serializers.Serializer):
-    products = ProductsField()
-
-
-class AssignmentSerializer(serializers.Serializer):
-    team = serializers.SlugField(source="team.slug")
-    email = serializers.EmailField(source="user.email")
-    products = ProductsField(source="scope")
-    assigned_at = AwareDateTimeField()
-
-
-class AssignmentView(ApiView):
-    @extend_schema(
-        operation_id="assignments_put",
-        tags=["members"],
-        summary="Let a member spend tokens: all products or a list (team key)",
-        description=(
-            "Sets the member's Flex assignment. A change ends the current assignment and starts a new one "
-            "(the history is kept); the same assignment again changes nothing. Unknown product codes: 422."
-        ),
-        parameters=[SLUG, EMAIL, RETRY_AFTER],
-        request=AssignmentRequestSerializer,
-        responses={
-            200: AssignmentSerializer,
-            **error_responses(400, 403, 404, 422, e404="No such team for this key, or the person is not a member."),
-        },
-        examples=[
-            OpenApiExample("All products", value={"products": "all"}, request_only=True),
-            OpenApiExample("A list", value={"products": ["autocad", "revit"]}, request_only=True),
-            OpenApiExample(
-                "Assigned",
-                value={
-                    "team": "acme",
-                    "email": "dana.kim@acme.example",
-                    "products": "all",
-                    "assigned_at": "2026-03-02T09:00:00+01:00",
-                },
-                response_only=True,
-            ),
-        ],
-    )
-    def put(self, request: Request, slug: str, email: str) -> Response:
-        team = self.get_team(slug)
-        membership = _member_or_404(team, _email(email))
-        data = parse(AssignmentRequestSerializer, request.data)
-        assignment = services.assign_flex(team=team, user=membership.user, products=data["products"], actor=None)
-        assignment.scope = "all" if assignment.all_products else assignment.products
-        return Response(AssignmentSerializer(assignment).data)
-
-    @extend_schema(
-        operation_id="assignments_delete",
-        tags=["members"],
-        summary="Remove a member's Flex assignment (team key)",
-        description="The member can no longer spend tokens. Removing an assignment that isn't there changes nothing.",
-        parameters=[SLUG, EMAIL, RETRY_AFTER],
-        request=None,
-        responses={
-            204: OpenApiResponse(description="Removed (or there was none)."),
-            **error_responses(400, 403, 404, e404="No such team for this key, or the person is not a member."),
-        },
-    )
-    def delete(self, request: Request, slug: str, email: str) -> Response:
-        team = self.get_team(slug)
-        membership = _member_or_404(team, _email(email))
-        services.remove_flex(team=team, user=membership.user, actor=None)
-        return Response(status=204)
+        membership, invited = services.put_member(team=team, email=email, actor=None, **data)
+        return Response(MemberSerializer(membership).data, status=201 if invited else 200)

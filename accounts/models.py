@@ -239,40 +239,6 @@ class AuditEvent(models.Model):
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_email or 'system'} {self.action} {self.target_repr}"
 
 
-class FlexAssignment(models.Model):
-    """A user may spend the team's tokens: on every Flex product, or on a chosen list.
-
-    History is kept: a change ends the current row (``removed_at``) and starts a new one,
-    so usage is judged by the assignment in force when it happened.
-    """
-
-    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="flex_assignments")
-    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="flex_assignments")
-    all_products = models.BooleanField(default=True, help_text="Every Flex product, new ones included.")
-    products = models.JSONField(default=list, blank=True, help_text="Product codes, when not all products.")
-    assigned_at = models.DateTimeField(default=timezone.now)
-    assigned_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    removed_at = models.DateTimeField(null=True, blank=True)
-    removed_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-
-    class Meta:
-        ordering = ["team", "user", "-assigned_at"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["team", "user"], condition=Q(removed_at__isnull=True), name="flexassignment_one_current"
-            ),
-        ]
-        indexes = [models.Index(fields=["team", "user", "assigned_at"], name="flexassignment_lookup")]
-
-    def __str__(self) -> str:
-        scope = "all products" if self.all_products else ", ".join(self.products)
-        return f"{self.user} in {self.team}: {scope}"
-
-    def covers(self, product: str, moment) -> bool:
-        in_force = self.assigned_at <= moment and (self.removed_at is None or moment < self.removed_at)
-        return in_force and (self.all_products or product in self.products)
-
-
 API_KEY_MARKER = "flx_"
 API_KEY_PREFIX_LENGTH = len(API_KEY_MARKER) + 8
 

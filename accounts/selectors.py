@@ -126,6 +126,11 @@ def api_key_for_team(*, team: Team, pk: int) -> ApiKey | None:
     return ApiKey.objects.filter(team=team, pk=pk).first()
 
 
+def team_members_by_email(*, team: Team, emails: set[str]) -> dict[str, User]:
+    """The team's members among ``emails`` (lower case), keyed by lower-case e-mail. One query."""
+    return {user.email.lower(): user for user in User.objects.filter(memberships__team=team, email__in=emails)}
+
+
 def member_by_email(*, team: Team, email: str) -> Membership | None:
     """The team's membership of the person with this e-mail (case-insensitive), or None."""
     return (

@@ -87,7 +87,7 @@ def make_team(run: str):
     for n in range(USERS + UNASSIGNED):
         user = accounts.invite_user(team=team, email=f"user{n}-{run}@bench.example", actor=admin, notify=False).user
         if n < USERS:
-            accounts.assign_flex(team=team, user=user, products="all", actor=admin, at=PURCHASED)
+            billing.assign_flex(team=team, user=user, products="all", actor=admin, at=PURCHASED)
             assigned.append(user)
         else:
             unassigned.append(user)

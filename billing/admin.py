@@ -1,11 +1,12 @@
 """Staff views. The rate sheet is edited here (a change is a new row with a later
-effective date); packs, credits, the ledger and usage are shown read-only: they change
-only through the billing services."""
+effective date), through the audited ``billing.services.rates``; packs, credits, the
+ledger and usage are shown read-only: they change only through the billing services."""
 
 from django.contrib import admin
 from django.utils import timezone
 
 from accounts.admin import ReadOnlyAdmin
+from billing import services
 from billing.models import (
     Charge,
     CloudCreditBalance,
@@ -55,6 +56,24 @@ class RateAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return obj is not None and obj.effective_from > timezone.now()
+
+    # Writes go through the audited services; the rate and its variants are saved together.
+    def save_model(self, request, obj, form, change) -> None:
+        pass  # saved with its variants in save_related
+
+    def save_related(self, request, form, formsets, change) -> None:
+        variants, removed = [], []
+        for formset in formsets:
+            variants += formset.save(commit=False)
+            removed += formset.deleted_objects
+        services.save_rate(rate=form.instance, variants=variants, removed_variants=removed, actor=request.user)
+
+    def delete_model(self, request, obj) -> None:
+        services.delete_rate(rate=obj, actor=request.user)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for rate in queryset:
+            services.delete_rate(rate=rate, actor=request.user)
 
 
 @admin.register(TokenPack)

@@ -27,22 +27,16 @@ from accounts import services as account_services
 from accounts.models import NotificationKind, Team, ThresholdUnit
 from billing.models import ExpiryReminder, LedgerCheckRun, LowBalanceState, TokenPack
 from billing.selectors import ledger_check, team_balance
-from flexadmin.celery import enqueue_on_commit
+from core.money import to_cents, tokens_text
+from core.queue import enqueue_on_commit
 
 # Days before a pack expires at which its admins (and the reseller's sales reps) are told.
 REMINDER_DAYS = (90, 30, 7)
 MAX_VIOLATIONS_STORED = 100
-CENT = Decimal("0.01")
 
 
 def _now(now: datetime | None) -> datetime:
     return now or timezone.now()
-
-
-def _tokens(amount: Decimal) -> str:
-    """Tokens as people read them: 1,250 or 12.50."""
-    amount = Decimal(amount).quantize(CENT)
-    return f"{amount:,.0f}" if amount == amount.to_integral_value() else f"{amount:,.2f}"
 
 
 # --- Expiry reminders ---------------------------------------------------------------------------
@@ -102,8 +96,8 @@ def _announce_expiry(*, pack: TokenPack, thresholds: list[int], now: datetime) -
         "team": team.name,
         "reseller": team.reseller.name,
         "reference": pack.reference,
-        "tokens": _tokens(pack.remaining),
-        "pack_tokens": _tokens(Decimal(pack.tokens)),
+        "tokens": tokens_text(pack.remaining),
+        "pack_tokens": tokens_text(Decimal(pack.tokens)),
         "expires_on": expires_on.isoformat(),
         "expires_on_text": f"{expires_on:%b} {expires_on.day}, {expires_on.year}",
         "days": days,
@@ -166,7 +160,7 @@ def low_balance_check(*, team: Team) -> BalanceCheck:
     if alert_settings.low_balance_unit == ThresholdUnit.TOKENS:
         limit = Decimal(alert_settings.low_balance_value)
     else:
-        limit = (purchased * alert_settings.low_balance_value / 100).quantize(CENT)
+        limit = to_cents(purchased * alert_settings.low_balance_value / 100)
     return BalanceCheck(
         available=available, purchased=purchased, limit=limit, is_low=available < limit or available <= 0
     )
@@ -203,18 +197,18 @@ def check_low_balance(*, team: Team, now: datetime | None = None) -> bool:
             users=recipients,
             team=team,
             kind=NotificationKind.LOW_BALANCE,
-            title=f"Low balance: {_tokens(check.available)} tokens left in {team.name}",
+            title=f"Low balance: {tokens_text(check.available)} tokens left in {team.name}",
             body=(
-                f"{team.name} has {_tokens(check.available)} tokens available, below the alert threshold of "
+                f"{team.name} has {tokens_text(check.available)} tokens available, below the alert threshold of "
                 f"{threshold}. Buy a pack through {team.reseller.name} to keep using Flex products."
             ),
             link=reverse("accounts:team-home", args=[team.slug]),
             data={
                 "team": team.name,
                 "reseller": team.reseller.name,
-                "available": _tokens(check.available),
-                "purchased": _tokens(check.purchased),
-                "limit": _tokens(check.limit),
+                "available": tokens_text(check.available),
+                "purchased": tokens_text(check.purchased),
+                "limit": tokens_text(check.limit),
                 "threshold": threshold,
             },
             now=now,
@@ -231,10 +225,9 @@ def check_low_balances(*, now: datetime | None = None) -> int:
 def request_balance_check(*, team: Team) -> None:
     """Check the team's balance right after the current transaction commits (for callers
     that just charged usage or recorded a pack); the schedule does it anyway within 15
-    minutes, so a broker that is down only delays the alert."""
-    from billing.tasks import check_low_balance_task
-
-    enqueue_on_commit(check_low_balance_task, team.pk)
+    minutes, so a broker that is down only delays the alert. By the task's name: the
+    tasks module builds on this one."""
+    enqueue_on_commit("billing.check_low_balance", team.pk)
 
 
 # --- Nightly ledger check -----------------------------------------------------------------------

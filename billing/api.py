@@ -9,12 +9,10 @@ for them only document it.
 
 from __future__ import annotations
 
-from datetime import UTC
 from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -29,23 +27,24 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.api import EMAIL, email_from_path, member_or_404
+from accounts.api_base import ApiView
 from billing import selectors, services
-from billing.models import ChargeType, EntryKind, LedgerEntry, Rate, TokenPack
-from flexadmin.api import (
+from billing.events import MAX_BATCH
+from billing.models import ChargeType, EntryKind, LedgerEntry, PackStatus, Rate, TokenPack
+from core.api import (
     RETRY_AFTER,
     Amount,
     ApiError,
-    ApiView,
     AwareDateTimeField,
     ErrorDetailSerializer,
     error_responses,
-    has_bad_text,
-    odd_offset,
     parse,
 )
+from core.validators import has_bad_text
 
 SLUG = OpenApiParameter("slug", OpenApiTypes.STR, OpenApiParameter.PATH, description="The team's slug.")
-PACK_STATUSES = [("active", "active"), ("depleted", "depleted"), ("expired", "expired")]
+PACK_STATUSES = [(status, status) for status in PackStatus.values]
 OUTCOME_STATUSES = [("charged", "charged"), ("no_charge", "no_charge"), ("denied", "denied")]
 CHARGE_STATUSES = [("charged", "charged"), ("denied", "denied")]
 ERROR_STATUSES = [("error", "error")]
@@ -252,7 +251,7 @@ class RawEventField(serializers.Field):
 
 
 class UsageBatchSerializer(serializers.Serializer):
-    events = serializers.ListField(child=RawEventField(allow_null=True), min_length=1, max_length=services.MAX_BATCH)
+    events = serializers.ListField(child=RawEventField(allow_null=True), min_length=1, max_length=MAX_BATCH)
 
 
 class DrawSerializer(serializers.Serializer):
@@ -300,44 +299,6 @@ EventResult = PolymorphicProxySerializer(
 
 class UsageBatchResultSerializer(serializers.Serializer):
     results = serializers.ListField(child=EventResult, help_text="One per event, in the order sent.")
-
-
-def _check_event(raw: Any) -> services.EventError | None:
-    """What the charging code can't be given: text no database column can hold, and times
-    that can't be expressed in UTC. (Everything else is its own business.)"""
-    if not isinstance(raw, dict):
-        return None
-    names = ("id", "user", "product", "variant", "started_at", "ended_at")
-    bad = [name for name in names if has_bad_text([raw.get(name)])]
-    if bad:
-        return services.EventError(
-            "invalid",
-            "The event has invalid fields.",
-            {name: "Contains characters that aren't allowed." for name in bad},
-        )
-    for name in ("started_at", "ended_at"):
-        value = raw.get(name)
-        if not isinstance(value, str):
-            continue
-        try:
-            moment = parse_datetime(value.strip())
-            if moment is not None and moment.tzinfo is not None:
-                moment.astimezone(UTC)
-        except ValueError:
-            continue  # the charging code reports it
-        except OverflowError:
-            return services.EventError("invalid", "The event has invalid fields.", {name: "Out of range."})
-        if moment is not None and odd_offset(moment):
-            message = "The offset must be whole minutes between -14:00 and +14:00 (e.g. +01:00)."
-            return services.EventError("invalid", "The event has invalid fields.", {name: message})
-    return None
-
-
-def _safe_id(raw: Any) -> Any:
-    event_id = raw.get("id") if isinstance(raw, dict) else None
-    if isinstance(event_id, int) and not isinstance(event_id, bool):
-        return event_id
-    return event_id if isinstance(event_id, str) and not has_bad_text([event_id]) else None
 
 
 OUTCOME_EXAMPLE = {
@@ -426,19 +387,7 @@ class UsageEventsView(ApiView):
     def post(self, request: Request, slug: str) -> Response:
         team = self.get_team(slug)
         events = parse(UsageBatchSerializer, request.data)["events"]
-        results: list[dict | None] = [None] * len(events)
-        passed_on: list[int] = []
-        for index, raw in enumerate(events):
-            error = _check_event(raw)
-            if error is None:
-                passed_on.append(index)
-            else:
-                results[index] = error.as_result(_safe_id(raw))
-        if passed_on:
-            charged = services.log_usage(team=team, events=[events[index] for index in passed_on])
-            for index, result in zip(passed_on, charged, strict=True):
-                results[index] = result
-        return Response({"results": results})
+        return Response({"results": services.log_usage(team=team, events=events)})
 
 
 class RefundSerializer(serializers.Serializer):
@@ -675,3 +624,107 @@ class RatesView(ApiView):
     )
     def get(self, request: Request) -> Response:
         return Response(RateSerializer(selectors.rates_in_force(), many=True).data)
+
+
+# --- Flex assignments -------------------------------------------------------------------------------
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "enum": ["all"], "description": "Every Flex product, new ones included."},
+            {
+                "type": "array",
+                "items": {"type": "string", "minLength": 1, "maxLength": 64},
+                "minItems": 1,
+                "maxItems": 500,
+                "description": "Product codes (see GET /rates).",
+            },
+        ]
+    }
+)
+class ProductsField(serializers.Field):
+    default_error_messages = {"invalid": "Give “all” or a non-empty list of product codes."}
+
+    def to_internal_value(self, data: Any) -> str | list[str]:
+        if data == "all":
+            return "all"
+        if (
+            isinstance(data, list)
+            and 1 <= len(data) <= 500
+            and all(isinstance(code, str) and 1 <= len(code) <= 64 for code in data)
+            and not has_bad_text(data)
+        ):
+            return data
+        self.fail("invalid")
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class AssignmentRequestSerializer(serializers.Serializer):
+    products = ProductsField()
+
+
+class AssignmentSerializer(serializers.Serializer):
+    team = serializers.SlugField(source="team.slug")
+    email = serializers.EmailField(source="user.email")
+    products = ProductsField(source="scope")
+    assigned_at = AwareDateTimeField()
+
+
+class AssignmentView(ApiView):
+    @extend_schema(
+        operation_id="assignments_put",
+        tags=["members"],
+        summary="Let a member spend tokens: all products or a list (team key)",
+        description=(
+            "Sets the member's Flex assignment. A change ends the current assignment and starts a new one "
+            "(the history is kept); the same assignment again changes nothing. Unknown product codes: 422."
+        ),
+        parameters=[SLUG, EMAIL, RETRY_AFTER],
+        request=AssignmentRequestSerializer,
+        responses={
+            200: AssignmentSerializer,
+            **error_responses(400, 403, 404, 422, e404="No such team for this key, or the person is not a member."),
+        },
+        examples=[
+            OpenApiExample("All products", value={"products": "all"}, request_only=True),
+            OpenApiExample("A list", value={"products": ["autocad", "revit"]}, request_only=True),
+            OpenApiExample(
+                "Assigned",
+                value={
+                    "team": "acme",
+                    "email": "dana.kim@acme.example",
+                    "products": "all",
+                    "assigned_at": "2026-03-02T09:00:00+01:00",
+                },
+                response_only=True,
+            ),
+        ],
+    )
+    def put(self, request: Request, slug: str, email: str) -> Response:
+        team = self.get_team(slug)
+        membership = member_or_404(team, email_from_path(email))
+        data = parse(AssignmentRequestSerializer, request.data)
+        assignment = services.assign_flex(team=team, user=membership.user, products=data["products"], actor=None)
+        assignment.scope = "all" if assignment.all_products else assignment.products
+        return Response(AssignmentSerializer(assignment).data)
+
+    @extend_schema(
+        operation_id="assignments_delete",
+        tags=["members"],
+        summary="Remove a member's Flex assignment (team key)",
+        description="The member can no longer spend tokens. Removing an assignment that isn't there changes nothing.",
+        parameters=[SLUG, EMAIL, RETRY_AFTER],
+        request=None,
+        responses={
+            204: OpenApiResponse(description="Removed (or there was none)."),
+            **error_responses(400, 403, 404, e404="No such team for this key, or the person is not a member."),
+        },
+    )
+    def delete(self, request: Request, slug: str, email: str) -> Response:
+        team = self.get_team(slug)
+        membership = member_or_404(team, email_from_path(email))
+        services.remove_flex(team=team, user=membership.user, actor=None)
+        return Response(status=204)

@@ -13,7 +13,6 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from accounts import services as account_services
 from accounts.models import Membership, Role, Team
 from billing import services
 from billing.models import UsageEvent
@@ -182,7 +181,7 @@ def seed_usage(*, until: datetime | None = None, progress: Callable[[int, str], 
             email = membership.user.email
             if email in plan.unassigned or membership.role == Role.REPORT_VIEWER:
                 continue
-            account_services.assign_flex(
+            services.assign_flex(
                 team=team, user=membership.user, products=plan.only.get(email, "all"), actor=actor, at=start_at
             )
         purchases = [(_local(day, 10, team.tz), tokens) for day, tokens in plan.packs]

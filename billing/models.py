@@ -7,6 +7,7 @@ CHECK constraints on amounts, unique constraints for idempotency.
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
@@ -15,8 +16,32 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Reseller, Team
+from core.money import ZERO
 
-ZERO = Decimal("0.00")
+# The order in which packs pay (domain.md "Token pack"): earliest expiry first; on equal
+# expiry the smallest pack; then the oldest purchase (the id settles a tie).
+PAY_ORDER = ("expires_at", "tokens", "purchased_at", "id")
+
+
+def pay_order_key(pack: TokenPack) -> tuple:
+    """``PAY_ORDER`` for packs already in memory."""
+    return tuple(getattr(pack, "pk" if name == "id" else name) for name in PAY_ORDER)
+
+
+class PackStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    DEPLETED = "depleted", "Depleted"
+    EXPIRED = "expired", "Expired"
+
+
+def pack_status(*, expires_at: datetime, closed: bool, remaining: Decimal, at: datetime) -> str:
+    """A pack is expired once its expiry has passed, whether or not the expiry job has
+    closed it; otherwise depleted when it holds nothing; otherwise active."""
+    if closed or expires_at <= at:
+        return PackStatus.EXPIRED
+    if remaining <= 0:
+        return PackStatus.DEPLETED
+    return PackStatus.ACTIVE
 
 
 def money_field(**kwargs) -> models.DecimalField:
@@ -103,7 +128,7 @@ class TokenPack(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        ordering = ["expires_at", "tokens", "purchased_at", "id"]
+        ordering = list(PAY_ORDER)
         constraints = [
             models.UniqueConstraint(fields=["reseller", "reference"], name="pack_unique_reference_per_reseller"),
             models.CheckConstraint(condition=Q(tokens__gt=0), name="pack_tokens_positive"),
@@ -120,16 +145,13 @@ class TokenPack(models.Model):
     def __str__(self) -> str:
         return f"{self.reference} ({self.tokens} tokens)"
 
-    def status(self, now=None) -> str:
-        now = now or timezone.now()
-        if self.expired_at is not None or self.expires_at <= now:
-            return "expired"
-        if self.remaining <= 0:
-            return "depleted"
-        return "active"
-
-    def is_valid_at(self, moment) -> bool:
-        return self.purchased_at <= moment < self.expires_at
+    def status(self, now: datetime | None = None) -> str:
+        return pack_status(
+            expires_at=self.expires_at,
+            closed=self.expired_at is not None,
+            remaining=self.remaining,
+            at=now or timezone.now(),
+        )
 
 
 class CloudCreditBalance(models.Model):
@@ -244,6 +266,75 @@ class UsageWindow(models.Model):
 
     def __str__(self) -> str:
         return f"{self.product} for user {self.user_id} from {self.opened_at:%Y-%m-%d %H:%M}"
+
+
+class FlexAssignment(models.Model):
+    """A user may spend the team's tokens: on every Flex product, or on a chosen list.
+
+    History is kept: a change ends the current row (``removed_at``) and starts a new one,
+    so usage is judged by the assignment in force when it happened.
+    """
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="flex_assignments")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="flex_assignments")
+    all_products = models.BooleanField(default=True, help_text="Every Flex product, new ones included.")
+    products = models.JSONField(default=list, blank=True, help_text="Product codes, when not all products.")
+    assigned_at = models.DateTimeField(default=timezone.now)
+    assigned_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    removed_at = models.DateTimeField(null=True, blank=True)
+    removed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        db_table = "accounts_flexassignment"  # created when assignments lived in accounts; rows kept
+        ordering = ["team", "user", "-assigned_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["team", "user"], condition=Q(removed_at__isnull=True), name="flexassignment_one_current"
+            ),
+        ]
+        indexes = [models.Index(fields=["team", "user", "assigned_at"], name="flexassignment_lookup")]
+
+    def __str__(self) -> str:
+        scope = "all products" if self.all_products else ", ".join(self.products)
+        return f"{self.user} in {self.team}: {scope}"
+
+    def covers(self, product: str, moment) -> bool:
+        in_force = self.assigned_at <= moment and (self.removed_at is None or moment < self.removed_at)
+        return in_force and (self.all_products or product in self.products)
+
+
+class UsageRollup(models.Model):
+    """Report totals per team, day (in the team's time zone), product and user.
+
+    Written only by ``billing.rollups``, in the same transaction as every charge and
+    refund, so reports (``reporting.selectors``) never scan raw events.
+    """
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="usage_rollups")
+    day = models.DateField()
+    product = models.SlugField(max_length=64)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    tokens = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    cloud_credits = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    charges = models.PositiveIntegerField(default=0)
+    denials = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "reporting_usagerollup"  # created when reporting owned it; rows kept
+        ordering = ["team", "day", "product"]
+        constraints = [
+            models.UniqueConstraint(fields=["team", "day", "product", "user"], name="rollup_unique_group"),
+            models.CheckConstraint(condition=Q(tokens__gte=0) & Q(cloud_credits__gte=0), name="rollup_not_negative"),
+        ]
+        indexes = [models.Index(fields=["team", "day"], name="rollup_team_day")]
+
+    def __str__(self) -> str:
+        return f"{self.team} {self.day} {self.product} {self.user_id}: {self.tokens}"
 
 
 class EntryKind(models.TextChoices):

@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from accounts.models import Team
 from billing.models import (
-    ZERO,
+    PAY_ORDER,
     CloudCreditBalance,
     EntryKind,
     EventStatus,
@@ -37,17 +37,15 @@ from billing.models import (
     Rate,
     TokenPack,
     UsageEvent,
+    UsageRollup,
+    pack_status,
 )
-from reporting.models import UsageRollup
+from core.money import ZERO
+from core.money import to_cents as _money
 
-CENT = Decimal("0.01")
 SPENT_KINDS = (EntryKind.USAGE, EntryKind.REFUND)
 # The expiry job runs on a schedule; a pack still open this long after its expiry is a finding.
 EXPIRY_GRACE = timedelta(hours=1)
-
-
-def _money(value: Decimal | int | float | None) -> Decimal:
-    return Decimal(value or 0).quantize(CENT)
 
 
 def _sum(expression: str, condition: Q | None = None) -> Coalesce:
@@ -59,14 +57,6 @@ def _sum(expression: str, condition: Q | None = None) -> Coalesce:
 
 
 # --- Balance ------------------------------------------------------------------------------------
-
-
-def _pack_status(*, expires_at: datetime, closed: bool, remaining: Decimal, at: datetime) -> str:
-    if closed or expires_at <= at:
-        return "expired"
-    if remaining <= 0:
-        return "depleted"
-    return "active"
 
 
 def team_balance(*, team: Team, at: datetime | None = None) -> dict:
@@ -124,11 +114,11 @@ def _current_balance(*, team: Team, now: datetime) -> dict:
         .annotate(
             spent=_sum("entries__amount", mine & Q(entries__kind__in=SPENT_KINDS)),
         )
-        .order_by("expires_at", "tokens", "purchased_at", "id")
+        .order_by(*PAY_ORDER)
     )
     packs = []
     for pack in rows:
-        status = _pack_status(
+        status = pack_status(
             expires_at=pack.expires_at, closed=pack.expired_at is not None, remaining=pack.remaining, at=now
         )
         packs.append(
@@ -181,7 +171,7 @@ def _past_balance(*, team: Team, at: datetime) -> dict:
             spent=_sum("entries__amount", mine & Q(entries__kind__in=SPENT_KINDS)),
         )
         .filter(held__gt=0)
-        .order_by("expires_at", "tokens", "purchased_at", "id")
+        .order_by(*PAY_ORDER)
     )
     packs = [
         {
@@ -191,7 +181,7 @@ def _past_balance(*, team: Team, at: datetime) -> dict:
             "purchased_at": pack.purchased_at,
             "expires_at": pack.expires_at,
             # The expiry job closes a pack after ``expires_at``, so ``expires_at`` decides.
-            "status": _pack_status(expires_at=pack.expires_at, closed=False, remaining=pack.balance, at=at),
+            "status": pack_status(expires_at=pack.expires_at, closed=False, remaining=pack.balance, at=at),
             "used": -pack.spent,
         }
         for pack in rows
@@ -384,11 +374,7 @@ def _check_rollups(result: LedgerCheck) -> None:
 
 def team_packs(*, team: Team) -> QuerySet[TokenPack]:
     """The team's packs, in the order they pay (earliest expiry, smallest, oldest)."""
-    return (
-        TokenPack.objects.filter(team=team)
-        .select_related("team")
-        .order_by("expires_at", "tokens", "purchased_at", "id")
-    )
+    return TokenPack.objects.filter(team=team).select_related("team").order_by(*PAY_ORDER)
 
 
 def usage_event_exists(*, team: Team, event_id: str) -> bool:

@@ -9,7 +9,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import api as accounts_api
 from billing import api as billing_api
-from flexadmin.api import not_found
+from core.api import not_found
 from reporting import api as reporting_api
 
 app_name = "api"
@@ -21,7 +21,7 @@ urlpatterns = [
     path(f"{TEAM}/packs", billing_api.PacksView.as_view(), name="packs"),
     path(f"{TEAM}/cloud-credits", billing_api.CloudCreditsView.as_view(), name="cloud-credits"),
     path(f"{TEAM}/members/<str:email>", accounts_api.MemberView.as_view(), name="member"),
-    path(f"{TEAM}/assignments/<str:email>", accounts_api.AssignmentView.as_view(), name="assignment"),
+    path(f"{TEAM}/assignments/<str:email>", billing_api.AssignmentView.as_view(), name="assignment"),
     path(f"{TEAM}/usage-events", billing_api.UsageEventsView.as_view(), name="usage-events"),
     # Event ids are the client's: any characters, slashes included.
     re_path(

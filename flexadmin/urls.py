@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 
 from accounts import views as account_views
-from flexadmin import api
+from core import api
 
 admin.site.site_header = "FlexAdmin staff"
 admin.site.site_title = "FlexAdmin staff"
@@ -18,5 +18,5 @@ urlpatterns = [
 ]
 
 # JSON under /api/, the friendly pages elsewhere.
-handler400 = "flexadmin.api.bad_request"
-handler500 = "flexadmin.api.server_error"
+handler400 = "core.api.bad_request"
+handler500 = "core.api.server_error"

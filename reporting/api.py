@@ -8,7 +8,8 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from flexadmin.api import RETRY_AFTER, Amount, ApiError, ApiView, AwareDateTimeField, error_responses, parse
+from accounts.api_base import ApiView
+from core.api import RETRY_AFTER, Amount, ApiError, AwareDateTimeField, error_responses, parse
 from reporting import selectors
 
 GROUPS = [("product", "product"), ("user", "user"), ("day", "day")]

@@ -10,8 +10,8 @@ from django.db.models import Count, DecimalField, IntegerField, Max, Q, QuerySet
 from django.db.models.functions import Coalesce
 
 from accounts.models import Team
-from billing.models import ZERO, Rate
-from reporting.models import UsageRollup
+from billing.models import Rate, UsageRollup
+from core.money import ZERO
 
 MONEY = DecimalField(max_digits=14, decimal_places=2)
 # A user "used" a product on a day when something was charged; denials are counted apart.

@@ -75,7 +75,7 @@ def api(client) -> ApiClient:
 @pytest.fixture
 def assigned(personas):
     """The member may spend tokens on every product."""
-    account_services.assign_flex(
+    billing_services.assign_flex(
         team=personas.team, user=personas.member, products="all", actor=None, at=datetime(2022, 1, 1, tzinfo=UTC)
     )
     return personas.member

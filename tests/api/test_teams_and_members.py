@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from django.core import mail
 
-from accounts.models import AuditEvent, FlexAssignment, Membership, Role, Team
+from accounts.models import AuditEvent, Membership, Role, Team
+from billing.models import FlexAssignment
 from tests.api.conftest import error_of
 from tests.factories import MembershipFactory, TeamFactory, UserFactory
 

@@ -10,11 +10,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from accounts import services as account_services
 from accounts.models import Membership, Role
 from billing import services as billing_services
-from billing.models import LedgerEntry, TokenPack, UsageEvent
-from reporting.models import UsageRollup
+from billing.models import LedgerEntry, TokenPack, UsageEvent, UsageRollup
 from tests.api.conftest import error_of
 from tests.factories import UserFactory
 
@@ -205,7 +203,7 @@ def crowd(personas, pack):
     for n in range(20):
         user = UserFactory(email=f"crowd{n}@own.example")
         Membership.objects.create(user=user, team=personas.team, role=Role.MEMBER)
-        account_services.assign_flex(team=personas.team, user=user, products="all", actor=None, at=ago(24 * 30))
+        billing_services.assign_flex(team=personas.team, user=user, products="all", actor=None, at=ago(24 * 30))
         emails.append(user.email)
     billing_services.record_purchase(team=personas.team, reference="PO-BIG", tokens=20_000, purchased_at=ago(24 * 3))
     return emails

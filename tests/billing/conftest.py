@@ -7,7 +7,6 @@ from decimal import Decimal
 
 import pytest
 
-from accounts import services as account_services
 from billing import services
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)  # a Monday
@@ -15,7 +14,7 @@ T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)  # a Monday
 
 @pytest.fixture
 def team(personas):
-    account_services.assign_flex(
+    services.assign_flex(
         team=personas.team,
         user=personas.member,
         products="all",

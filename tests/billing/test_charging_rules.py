@@ -14,10 +14,8 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db.models import Sum
 
-from accounts import services as account_services
 from accounts.models import Role
 from billing import services
-from billing.exceptions import Conflict
 from billing.models import (
     Charge,
     CloudCreditBalance,
@@ -26,9 +24,10 @@ from billing.models import (
     Rate,
     TokenPack,
     UsageEvent,
+    UsageRollup,
     UsageWindow,
 )
-from reporting.models import UsageRollup
+from core.exceptions import Conflict
 from tests.billing.conftest import T0, tokens
 from tests.factories import MembershipFactory, TeamFactory, UserFactory
 
@@ -79,7 +78,7 @@ def add_rate(code: str, charge_type: str, tokens: str, *, effective_from: dateti
 
 
 def assign(team, user, products="all", at=datetime(2022, 1, 1, tzinfo=UTC)):
-    return account_services.assign_flex(team=team, user=user, products=products, actor=None, at=at)
+    return services.assign_flex(team=team, user=user, products=products, actor=None, at=at)
 
 
 # --- Per day ----------------------------------------------------------------------------------
@@ -365,7 +364,7 @@ def test_assignment_to_a_product_list_covers_only_those_products(team, buy, log,
 
 def test_assignment_history_decides_by_event_time(team, buy, log, personas):
     buy(100)
-    account_services.remove_flex(team=team, user=personas.member, actor=None, at=T0 + 2 * H)
+    services.remove_flex(team=team, user=personas.member, actor=None, at=T0 + 2 * H)
     before = log("generative-design", T0 + H, now=T0 + 3 * H)  # reported after the removal
     after = log("generative-design", T0 + 4 * H)
     assign(team, personas.member, ["generative-design"], at=T0 + 6 * H)
@@ -378,7 +377,7 @@ def test_assignment_history_decides_by_event_time(team, buy, log, personas):
 def test_assignment_is_checked_at_the_session_start(team, buy, log, personas):
     """Choice: a session started while assigned keeps its later windows after a removal."""
     buy(100)
-    account_services.remove_flex(team=team, user=personas.member, actor=None, at=T0 + 12 * H)
+    services.remove_flex(team=team, user=personas.member, actor=None, at=T0 + 12 * H)
     assert tokens(log("autocad", T0, T0 + 30 * H)) == 14
     assert_ledger_balances()
 

@@ -11,9 +11,8 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from billing import services
-from billing.models import Charge, LedgerEntry, TokenPack, UsageEvent
+from billing.models import Charge, LedgerEntry, TokenPack, UsageEvent, UsageRollup
 from billing.selectors import ledger_check, ledger_violations, team_balance
-from reporting.models import UsageRollup
 from tests.billing.conftest import T0
 from tests.factories import TeamFactory
 

@@ -25,11 +25,9 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
-from accounts import services as account_services
 from accounts.models import Membership, Role
 from billing import services
-from billing.models import CloudCreditBalance, EntryKind, LedgerEntry, TokenPack, UsageEvent
-from reporting.models import UsageRollup
+from billing.models import CloudCreditBalance, EntryKind, LedgerEntry, TokenPack, UsageEvent, UsageRollup
 from tests.billing import reference_model as rm
 from tests.factories import ResellerFactory, TeamFactory, UserFactory
 
@@ -238,7 +236,7 @@ class FlexMachine(RuleBasedStateMachine):
     def _assign(self, email: str, scope, at: datetime) -> None:
         self.changed = True
         self.model.assign_flex(user=email, products=scope, at=at)
-        account_services.assign_flex(team=self.team, user=self.users[email], products=scope, actor=None, at=at)
+        services.assign_flex(team=self.team, user=self.users[email], products=scope, actor=None, at=at)
 
     @rule(data=st.data(), scope=scopes)
     def assign_flex(self, data, scope) -> None:
@@ -250,7 +248,7 @@ class FlexMachine(RuleBasedStateMachine):
         self.changed = True
         email = data.draw(st.sampled_from(self.emails), label="user")
         removed = self.model.remove_flex(user=email, at=self.clock)
-        row = account_services.remove_flex(team=self.team, user=self.users[email], actor=None, at=self.clock)
+        row = services.remove_flex(team=self.team, user=self.users[email], actor=None, at=self.clock)
         assert (row is not None) == removed
 
     # Usage ------------------------------------------------------------------------------------

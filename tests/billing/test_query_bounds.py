@@ -15,7 +15,6 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from accounts import services as account_services
 from billing import services
 from billing.models import LedgerEntry, TokenPack, UsageEvent
 from tests.factories import MembershipFactory, UserFactory
@@ -55,7 +54,7 @@ def crew(team, personas):
         user = UserFactory(email=f"crew{n}@own.example")
         MembershipFactory(user=user, team=team)
         if n < 5:
-            account_services.assign_flex(
+            services.assign_flex(
                 team=team, user=user, products="all", actor=personas.primary_admin, at=datetime(2022, 1, 1, tzinfo=UTC)
             )
             assigned.append(user)

@@ -19,7 +19,6 @@ import pytest
 from django.db import connection
 from django.db.models import Sum
 
-from accounts import services as account_services
 from billing import services
 from billing.models import EntryKind, LedgerEntry, TokenPack, UsageEvent
 from tests.factories import MembershipFactory, ResellerFactory, TeamFactory, UserFactory
@@ -62,9 +61,7 @@ def race_team(on_postgresql):
     for n in range(4):
         user = UserFactory(email=f"user{n}@race.example")
         MembershipFactory(user=user, team=team)
-        account_services.assign_flex(
-            team=team, user=user, products="all", actor=admin, at=datetime(2026, 1, 1, tzinfo=UTC)
-        )
+        services.assign_flex(team=team, user=user, products="all", actor=admin, at=datetime(2026, 1, 1, tzinfo=UTC))
         users.append(user)
     for reference, tokens, at in PACKS:
         services.record_purchase(team=team, reference=reference, tokens=tokens, purchased_at=at, now=at, actor=admin)

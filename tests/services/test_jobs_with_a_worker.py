@@ -16,7 +16,6 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from accounts import services as account_services
 from accounts.models import Notification, NotificationKind, Role
 from billing import alerts, services
 from billing.models import EntryKind, ExpiryReminder, LedgerEntry, LowBalanceState, TokenPack
@@ -48,7 +47,7 @@ def customer(slug: str = "jobs"):
     MembershipFactory(user=UserFactory(email=f"second@{slug}.example"), team=team, role=Role.SECONDARY_ADMIN)
     member = UserFactory(email=f"member@{slug}.example")
     MembershipFactory(user=member, team=team)
-    account_services.assign_flex(team=team, user=member, products="all", actor=admin, at=timezone.now() - 400 * DAY)
+    services.assign_flex(team=team, user=member, products="all", actor=admin, at=timezone.now() - 400 * DAY)
     rep = UserFactory(email=f"rep@{slug}.example")
     SalesRepFactory(user=rep, reseller=reseller)
     return team, admin, member, rep

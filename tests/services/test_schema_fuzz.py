@@ -54,7 +54,7 @@ def world(live_server, settings):
     team = personas.team
     team.plan = "premium"
     team.save(update_fields=["plan"])
-    account_services.assign_flex(
+    billing_services.assign_flex(
         team=team, user=personas.member, products="all", actor=None, at=datetime(2022, 1, 1, tzinfo=UTC)
     )
     now = timezone.now()

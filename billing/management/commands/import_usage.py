@@ -19,84 +19,36 @@ import csv
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
-from accounts.models import Team, User
+from accounts.models import Team
+from accounts.selectors import team_members_by_email
 from billing import services
-from billing.models import ZERO, ChargeType, TokenPack
+from billing.events import MAX_BATCH, ParsedEvent, read_event, rule_problems
+from billing.models import TokenPack
 from billing.rates import RateBook
+from core.money import ZERO, fmt
 
 COLUMNS = ("id", "user", "product", "variant", "started_at", "ended_at", "quantity")
 REQUIRED_COLUMNS = ("id", "user", "product", "started_at")
-MAX_QUANTITY = Decimal("100000")
 
 
 @dataclass
 class Row:
-    """One data line of the file, parsed; ``errors`` says what is wrong with it."""
+    """One data line of the file; ``event`` is what could be read, ``errors`` what is wrong."""
 
     line: int
     values: dict[str, str]
-    started_at: datetime | None = None
-    ended_at: datetime | None = None
-    quantity: Decimal | None = None
+    event: ParsedEvent | None = None
     errors: list[str] = field(default_factory=list)
 
-    def event(self) -> dict:
-        event: dict = {
-            "id": self.values["id"],
-            "user": self.values["user"],
-            "product": self.values["product"],
-            "started_at": self.started_at,
-        }
-        if self.values["variant"]:
-            event["variant"] = self.values["variant"]
-        if self.ended_at is not None:
-            event["ended_at"] = self.ended_at
-        if self.quantity is not None:
-            event["quantity"] = self.quantity
-        return event
-
-
-def _parse_time(row: Row, name: str, *, required: bool) -> datetime | None:
-    raw = row.values[name]
-    if not raw:
-        if required:
-            row.errors.append(f"{name} is missing.")
-        return None
-    try:
-        moment = parse_datetime(raw)
-    except ValueError:
-        moment = None
-    if moment is None:
-        row.errors.append(f"{name} “{raw}” is not an ISO 8601 time (e.g. 2026-03-02T08:00:00+01:00).")
-        return None
-    if timezone.is_naive(moment):
-        row.errors.append(f"{name} “{raw}” has no time zone offset (add one, e.g. +00:00).")
-        return None
-    return moment
-
-
-def _parse_quantity(row: Row) -> Decimal | None:
-    raw = row.values["quantity"]
-    if not raw:
-        return None
-    try:
-        quantity = Decimal(raw)
-    except InvalidOperation:
-        quantity = None
-    if quantity is None or not quantity.is_finite() or quantity <= 0 or quantity > MAX_QUANTITY:
-        row.errors.append(f"quantity “{raw}” is not a number greater than 0 (at most {MAX_QUANTITY}).")
-        return None
-    if quantity != quantity.quantize(Decimal("0.01")):
-        row.errors.append(f"quantity “{raw}” has more than two decimal places.")
-        return None
-    return quantity
+    def raw(self) -> dict:
+        """The line as an event for ``billing.events``: empty cells are left out."""
+        return {name: value for name, value in self.values.items() if value}
 
 
 class Command(BaseCommand):
@@ -119,8 +71,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--batch-size",
             type=int,
-            default=services.MAX_BATCH,
-            help=f"Events per batch (1 to {services.MAX_BATCH}; default {services.MAX_BATCH}).",
+            default=MAX_BATCH,
+            help=f"Events per batch (1 to {MAX_BATCH}; default {MAX_BATCH}).",
         )
 
     def handle(self, *args, **options) -> None:
@@ -128,8 +80,8 @@ class Command(BaseCommand):
         if team is None:
             raise CommandError(f"There is no team with the slug “{options['team']}”.")
         batch_size = options["batch_size"]
-        if not 1 <= batch_size <= services.MAX_BATCH:
-            raise CommandError(f"--batch-size must be between 1 and {services.MAX_BATCH}.")
+        if not 1 <= batch_size <= MAX_BATCH:
+            raise CommandError(f"--batch-size must be between 1 and {MAX_BATCH}.")
         path = Path(options["file"])
         rows = self._read(path)
         self._validate(rows, team=team)
@@ -197,66 +149,43 @@ class Command(BaseCommand):
         return columns
 
     def _validate(self, rows: list[Row], *, team: Team) -> None:
-        """Check every row; the team's members and the rate sheet are read once for all rows."""
+        """Check every row with the one usage-event validator (``billing.events``); the
+        team's members and the rate sheet are read once for all rows. What depends on the
+        moment of charging (an event too old for live use) is left to ``log_usage``."""
         now = timezone.now()
+        shapes = []
         for row in rows:
-            values = row.values
-            for name in ("id", "user", "product"):
-                if not values[name]:
-                    row.errors.append(f"{name} is missing.")
-            if len(values["id"]) > 100:
-                row.errors.append("id is longer than 100 characters.")
-            values["user"] = values["user"].lower()
-            row.started_at = _parse_time(row, "started_at", required=True)
-            row.ended_at = _parse_time(row, "ended_at", required=False)
-            row.quantity = _parse_quantity(row)
-            if row.started_at and row.ended_at and row.ended_at < row.started_at:
-                row.errors.append("ended_at is before started_at.")
-            if row.started_at and row.started_at > now + services.FUTURE_TOLERANCE:
-                row.errors.append(f"started_at {row.started_at.isoformat()} lies in the future.")
-        emails = {row.values["user"] for row in rows if row.values["user"]}
-        members = {
-            email.lower()
-            for email in User.objects.filter(memberships__team=team, email__in=emails).values_list("email", flat=True)
-        }
-        rates = RateBook.load({row.values["product"] for row in rows if row.values["product"]})
-        for row in rows:
-            user, product, variant = row.values["user"], row.values["product"], row.values["variant"]
-            if user and user not in members:
-                row.errors.append(f"user {user} is not a member of team {team.slug}.")
-            if not product:
-                continue
-            if not rates.knows(product):
-                row.errors.append(f"product “{product}” is not on the rate sheet.")
-                continue
-            if row.started_at is None:
-                continue
-            rate = rates.at(product, row.started_at)
-            if rate is None:
-                row.errors.append(f"no rate for {product} was in force at {row.started_at.isoformat()}.")
-                continue
-            if rate.charge_type == ChargeType.DAILY and row.ended_at is None and not row.values["ended_at"]:
-                row.errors.append(f"ended_at is required for the daily product {product}.")
-            known = [v.code for v in rate.variants.all()]
-            if rate.charge_type == ChargeType.PER_RESULT and known and variant not in known:
-                if variant:
-                    row.errors.append(f"variant “{variant}” is not one of {', '.join(known)} for {product}.")
-                else:
-                    row.errors.append(f"{product} needs a variant: one of {', '.join(known)}.")
+            event, problems = read_event(row.line, row.raw())
+            row.event = event
+            row.errors += [problem.sentence for problem in problems]
+            shapes.append({problem.field for problem in problems})
+        members = team_members_by_email(team=team, emails={row.event.email for row in rows if row.event.email})
+        rates = RateBook.load({row.event.product for row in rows if row.event.product})
+        for row, unreadable in zip(rows, shapes, strict=True):
+            problems = rule_problems(
+                row.event,
+                rates=rates,
+                members=members,
+                team_slug=team.slug,
+                now=now,
+                historical=True,
+                unreadable=unreadable,
+            )
+            row.errors += [problem.sentence for problem in problems]
 
     # Charging ---------------------------------------------------------------------------------
 
     def _import(self, rows: list[Row], *, team: Team, historical: bool, batch_size: int, bad: int) -> int:
         """Charge the rows in time order; print per-event errors and the summary; return the errors."""
         # Time order: windows and pack validity depend on it (domain.md, "Jobs").
-        rows = sorted(rows, key=lambda row: (row.started_at, row.line))
+        rows = sorted(rows, key=lambda row: (row.event.started_at, row.line))
         if historical and rows:
-            self._warn_closed_packs(team=team, since=rows[0].started_at)
+            self._warn_closed_packs(team=team, since=rows[0].event.started_at)
         counts: Counter[str] = Counter()
         tokens = credits = ZERO
         for start in range(0, len(rows), batch_size):
             batch = rows[start : start + batch_size]
-            results = services.log_usage(team=team, events=[row.event() for row in batch], historical=historical)
+            results = services.log_usage(team=team, events=[row.raw() for row in batch], historical=historical)
             for row, result in zip(batch, results, strict=True):
                 if result["status"] == "error":
                     counts["errors"] += 1
@@ -275,7 +204,7 @@ class Command(BaseCommand):
             if historical:
                 # Close what expired before the next batch's events, so the replay (and the
                 # expiry entries) see each pack expire on time. Never beyond the real now.
-                batch_end = min(batch[-1].started_at, timezone.now())
+                batch_end = min(batch[-1].event.started_at, timezone.now())
                 services.expire_packs(now=batch_end)
                 services.expire_cloud_credits(now=batch_end)
             self._progress(start + len(batch), len(rows))
@@ -285,7 +214,7 @@ class Command(BaseCommand):
             f"Imported {len(rows)} events into {team.slug} ({mode}{skipped}): "
             f"{counts['charged']} charged, {counts['no_charge']} no charge, {counts['denied']} denied, "
             f"{counts['replayed']} replayed, {counts['errors']} errors; "
-            f"{services.fmt(tokens)} tokens and {services.fmt(credits)} cloud credits charged."
+            f"{fmt(tokens)} tokens and {fmt(credits)} cloud credits charged."
         )
         return counts["errors"]
 

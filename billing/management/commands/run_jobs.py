@@ -5,10 +5,9 @@ does what the beat would: each entry of ``CELERY_BEAT_SCHEDULE`` once, in order.
 is idempotent, so running it more often than the schedule does no harm.
 """
 
+from celery import current_app as app
 from django.conf import settings
 from django.core.management.base import BaseCommand
-
-from flexadmin.celery import app
 
 
 class Command(BaseCommand):

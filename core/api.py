@@ -1,15 +1,12 @@
-"""What every endpoint of the HTTP API shares (api.md "Conventions").
+"""The JSON API's shared parts, free of any domain (api.md "Conventions").
 
-- **Keys.** ``Authorization: Bearer <key>``; the key stands for one team or one reseller
-  (``ApiClient``). No key, an unknown key or a revoked key: 401.
-- **Scope.** :meth:`ApiView.get_team` is the one place that turns a slug into a team for a
-  key: another team (or a team another reseller serves) is a 404, never a 403, so a key
-  can't learn which slugs exist elsewhere.
 - **Errors.** Every failure is ``{"error": {"code", "message", "fields"}}``
   (:func:`exception_handler`): 400 the request doesn't parse or a field has the wrong
   type or format, 401, 403, 404, 405, 409 a clash with what exists, 422 well-formed but
   refused by a rule of the services, 429 too many requests (with ``Retry-After``).
 - **JSON only**, in and out; times with an offset; amounts as strings with two decimals.
+- :class:`JsonApiView`: parsers, renderer and error handling every API view shares. Key
+  authentication and the team scope are added on top by ``accounts.api_base.ApiView``.
 
 The API views themselves live in ``accounts/api.py``, ``billing/api.py`` and
 ``reporting/api.py``; the routes in ``flexadmin/api_urls.py``.
@@ -20,8 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,7 +30,6 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
 from rest_framework import exceptions, parsers, renderers, serializers
@@ -43,30 +38,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts import audit
-from accounts.authentication import ApiClient, ApiKeyAuthentication, ApiKeyRateThrottle, HasApiKey
-from accounts.models import Reseller, Team
-from billing.exceptions import Conflict
+from core.exceptions import Conflict
+from core.validators import in_range, odd_offset
 
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/"
-
-
-# --- Keys (the classes are in accounts.authentication) ---------------------------------------------
-
-
-class ApiKeyScheme(OpenApiAuthenticationExtension):
-    target_class = ApiKeyAuthentication
-    name = "apiKey"
-
-    def get_security_definition(self, auto_schema: Any) -> dict:
-        return {
-            "type": "http",
-            "scheme": "bearer",
-            "description": "An API key, sent as `Authorization: Bearer flx_…`. A team key acts for its team; "
-            "a reseller key for its reseller and the teams it serves.",
-        }
 
 
 # --- JSON in and out ----------------------------------------------------------------------------
@@ -250,22 +227,6 @@ def Amount(**kwargs: Any) -> serializers.DecimalField:
     return serializers.DecimalField(**{**AMOUNT, **kwargs})
 
 
-EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
-LATEST = datetime(2100, 1, 1, tzinfo=UTC)
-
-
-MAX_OFFSET = timedelta(hours=14)  # Kiribati; no zone on Earth is further from UTC
-
-
-def odd_offset(moment: datetime) -> bool:
-    """An offset no place uses: with seconds (Berlin's 1859 local mean time, +00:53:28, is
-    not ISO 8601), or beyond ±14:00 (PostgreSQL refuses offsets past ±15:59)."""
-    offset = moment.utcoffset()
-    if offset is None:
-        return False
-    return offset.seconds % 60 != 0 or offset.microseconds != 0 or abs(offset) > MAX_OFFSET
-
-
 class AwareDateTimeField(serializers.DateTimeField):
     """A time with an offset, in and out (api.md "Conventions").
 
@@ -295,11 +256,7 @@ class AwareDateTimeField(serializers.DateTimeField):
             self.fail("naive")
         if odd_offset(moment):
             self.fail("offset")
-        try:
-            in_range = EARLIEST <= moment < LATEST
-        except OverflowError:
-            in_range = False
-        if not in_range:
+        if not in_range(moment):
             self.fail("range")
         return moment
 
@@ -381,15 +338,17 @@ def error_responses(*statuses: int, **descriptions: str) -> dict[int, OpenApiRes
     return out
 
 
-# --- The base view -------------------------------------------------------------------------------
+def parse(serializer_class: type[serializers.Serializer], data: Any, **kwargs: Any) -> dict:
+    """Validate a request body (or query) with a serializer; a failure is a 400."""
+    serializer = serializer_class(data=data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
 
 
-class ApiView(APIView):
-    """Base of every API view: key authentication, JSON only, the error shape, team scope."""
+class JsonApiView(APIView):
+    """JSON in and out, and every failure in the one error shape; no sessions (so no CSRF
+    and no sign-in redirect): subclasses say how a client authenticates."""
 
-    authentication_classes = [ApiKeyAuthentication]
-    permission_classes = [HasApiKey]
-    throttle_classes = [ApiKeyRateThrottle]
     parser_classes = [JSONParser]
     renderer_classes = [JSONRenderer]
     content_negotiation_class = JSONOnlyNegotiation
@@ -404,59 +363,7 @@ class ApiView(APIView):
         return exception_handler
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        token = audit.api_actor.set(None)
         try:
             return super().dispatch(request, *args, **kwargs)
         finally:
-            audit.api_actor.reset(token)
             timezone.deactivate()
-
-    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        super().initial(request, *args, **kwargs)
-        # Audit events written by the services name the key as the actor ("who").
-        audit.api_actor.set(request.user.label)
-
-    @property
-    def client(self) -> ApiClient:
-        return self.request.user
-
-    def get_team(self, slug: str, *, team_key: bool = True, reseller_key: bool = False) -> Team:
-        """The team ``slug`` names, as this key may reach it, or 404.
-
-        ``team_key`` / ``reseller_key`` say which kind of key the endpoint takes; the other
-        kind gets a 403 for a team it can reach (and the same 404 for one it can't).
-        Times in the answer are shown in the team's time zone.
-        """
-        client = self.client
-        if client.team is not None:
-            team = client.team if client.team.slug == slug else None
-        else:
-            team = Team.objects.select_related("reseller").filter(slug=slug, reseller_id=client.reseller.pk).first()
-        if team is None:
-            raise ApiError(404, "not_found", f"No team “{slug[:100]}” for this key.")
-        if client.team is not None and not team_key:
-            raise ApiError(403, "forbidden", "This needs a reseller key; a team key can't do it.")
-        if client.reseller is not None and not reseller_key:
-            raise ApiError(403, "forbidden", "This needs the team's own key; a reseller key can't do it.")
-        timezone.activate(team.tz)
-        return team
-
-    def require_reseller(self) -> Reseller:
-        if self.client.reseller is None:
-            raise ApiError(403, "forbidden", "This needs a reseller key; a team key can't do it.")
-        return self.client.reseller
-
-
-def parse(serializer_class: type[serializers.Serializer], data: Any, **kwargs: Any) -> dict:
-    """Validate a request body (or query) with a serializer; a failure is a 400."""
-    serializer = serializer_class(data=data, **kwargs)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
-BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
-
-
-def has_bad_text(values: Iterable[Any]) -> bool:
-    """Text no database column can hold: NUL characters and lone surrogates."""
-    return any(isinstance(value, str) and BAD_TEXT.search(value) for value in values)

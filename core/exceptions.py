@@ -1,3 +1,5 @@
+"""Error types every layer raises; the API turns them into its error shape (core.api)."""
+
 from django.core.exceptions import ValidationError
 
 

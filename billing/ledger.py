@@ -1,0 +1,52 @@
+"""The one place a ledger entry is made (style: "money is append-only").
+
+The caller says what happened (``kind``) and how much moved (a positive ``amount``); the
+sign follows from the kind, so no caller chooses it: purchases, grants, refunds and moves
+in add to a pack or credit balance, usage, expiry and moves out take from it. Entries are
+returned unsaved, for the caller to ``bulk_create`` in its own transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from billing.models import CloudCreditBalance, EntryKind, LedgerEntry, TokenPack
+
+SIGN = {
+    EntryKind.PURCHASE: 1,
+    EntryKind.GRANT: 1,
+    EntryKind.REFUND: 1,
+    EntryKind.MOVE_IN: 1,
+    EntryKind.USAGE: -1,
+    EntryKind.EXPIRY: -1,
+    EntryKind.MOVE_OUT: -1,
+}
+
+
+def ledger_entry(
+    *,
+    kind: EntryKind,
+    amount: Decimal,
+    account: TokenPack | CloudCreditBalance,
+    at: datetime,
+    team_id: int | None = None,
+    **fields: Any,
+) -> LedgerEntry:
+    """An unsaved entry moving ``amount`` (> 0) on ``account``, signed by ``kind``.
+
+    The entry belongs to the account's team unless ``team_id`` says otherwise (a move
+    writes its "out" entry for the team the pack leaves).
+    """
+    if amount <= 0:
+        raise ValueError(f"A ledger entry moves a positive amount; got {amount}.")
+    target = {"pack": account} if isinstance(account, TokenPack) else {"credit_balance": account}
+    return LedgerEntry(
+        team_id=team_id if team_id is not None else account.team_id,
+        kind=kind,
+        amount=SIGN[kind] * Decimal(amount),
+        at=at,
+        **target,
+        **fields,
+    )

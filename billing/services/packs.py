@@ -1,0 +1,262 @@
+"""Packs and cloud credits: purchases, grants, expiry and moves between teams.
+
+Every service that moves a team's tokens locks that team's row first (``lock_team``), so
+two requests can never spend the same tokens; services that touch two teams lock both in
+id order.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+
+from dateutil.relativedelta import relativedelta
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from accounts.audit import write_audit_event
+from accounts.models import Team, User
+from accounts.services import lock_team
+from billing.alerts import request_balance_check
+from billing.events import FUTURE_TOLERANCE
+from billing.ledger import ledger_entry
+from billing.models import CloudCreditBalance, EntryKind, LedgerEntry, TokenPack
+from core.exceptions import Conflict
+from core.money import CENT, ZERO, fmt
+from core.validators import storable_time
+
+
+def _now(now: datetime | None) -> datetime:
+    return now or timezone.now()
+
+
+@transaction.atomic
+def record_purchase(
+    *,
+    team: Team,
+    reference: str,
+    tokens: int,
+    purchased_at: datetime | None = None,
+    price: Decimal | None = None,
+    currency: str = "",
+    actor: User | None = None,
+    now: datetime | None = None,
+) -> tuple[TokenPack, bool]:
+    """Record a pack bought through the team's reseller. Returns (pack, created).
+
+    Idempotent on the order reference: the same reference with the same data returns the
+    first pack (created False); with other data it raises ``Conflict``.
+    """
+    now = _now(now)
+    # A retry that leaves the purchase time to "now" gets a later now: not other data.
+    time_given = purchased_at is not None
+    purchased_at = purchased_at or now
+    reference = (reference or "").strip()
+    errors: dict[str, str] = {}
+    if not reference:
+        errors["reference"] = "An order reference is required."
+    if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens <= 0:
+        errors["tokens"] = "Tokens must be a whole number greater than 0."
+    if timezone.is_naive(purchased_at):
+        errors["purchased_at"] = "The purchase time needs a time zone offset."
+    elif not storable_time(purchased_at):
+        errors["purchased_at"] = "The purchase time is out of range (years 2000 to 2100, offset within ±14:00)."
+    elif purchased_at > now + FUTURE_TOLERANCE:
+        errors["purchased_at"] = "A purchase can't lie in the future."
+    else:
+        day = timezone.localtime(purchased_at, team.tz).date()
+        if not team.contract_start <= day <= team.contract_end:
+            errors["purchased_at"] = (
+                f"The purchase date {day} lies outside the contract ({team.contract_start} to {team.contract_end})."
+            )
+    if price is not None and price < 0:
+        errors["price"] = "The price can't be negative."
+    if currency and (len(currency) != 3 or not currency.isalpha()):
+        errors["currency"] = "The currency is a three-letter code such as EUR."
+    if errors:
+        raise ValidationError(errors)
+    team = lock_team(team)
+    existing = TokenPack.objects.filter(reseller_id=team.reseller_id, reference=reference).first()
+    if existing is not None:
+        same = (
+            existing.team_id == team.pk
+            and existing.tokens == tokens
+            and (not time_given or existing.purchased_at == purchased_at)
+            and (price is None or existing.price == price)
+            and (not currency or existing.currency == currency.upper())
+        )
+        if same:
+            return existing, False
+        raise Conflict({"reference": f"The order reference “{reference}” was already recorded with other data."})
+    try:
+        # The team lock does not cover a sister team recording the same reference at the
+        # same moment; the unique constraint does, and that clash is a conflict, not a crash.
+        with transaction.atomic():
+            pack = TokenPack.objects.create(
+                team=team,
+                reseller_id=team.reseller_id,
+                reference=reference,
+                tokens=tokens,
+                remaining=Decimal(tokens),
+                price=price,
+                currency=currency.upper(),
+                purchased_at=purchased_at,
+                expires_at=purchased_at + relativedelta(months=settings.FLEX_PACK_TERM_MONTHS),
+                recorded_by=actor,
+            )
+    except IntegrityError:
+        raise Conflict(
+            {"reference": f"The order reference “{reference}” was just recorded for another team."}
+        ) from None
+    ledger_entry(kind=EntryKind.PURCHASE, amount=Decimal(tokens), account=pack, at=purchased_at, actor=actor).save()
+    write_audit_event(
+        action="pack.recorded",
+        actor=actor,
+        team=team,
+        reseller=team.reseller,
+        target=pack,
+        details={"reference": reference, "tokens": tokens, "purchased_at": purchased_at.isoformat()},
+    )
+    request_balance_check(team=team)  # a purchase may end a low-balance spell
+    return pack, True
+
+
+@transaction.atomic
+def grant_cloud_credits(
+    *,
+    team: Team,
+    credits: Decimal,
+    granted_at: datetime | None = None,
+    actor: User | None = None,
+    now: datetime | None = None,
+) -> CloudCreditBalance:
+    """Record a legacy cloud-credit balance; it expires at the global cutoff."""
+    granted_at = granted_at or _now(now)
+    cutoff = settings.FLEX_CLOUD_CREDITS_EXPIRE_AT
+    try:
+        credits = Decimal(credits).quantize(CENT)
+    except (InvalidOperation, TypeError, ValueError):
+        raise ValidationError({"credits": "Credits must be a number."}) from None
+    if credits <= 0:
+        raise ValidationError({"credits": "Credits must be greater than 0."})
+    if timezone.is_naive(granted_at):
+        raise ValidationError({"granted_at": "The grant time needs a time zone offset."})
+    if not storable_time(granted_at):
+        raise ValidationError({"granted_at": "The grant time is out of range (years 2000 to 2100)."})
+    if granted_at >= cutoff:
+        raise ValidationError({"credits": f"Cloud credits can't be granted after the cutoff ({cutoff:%Y-%m-%d})."})
+    team = lock_team(team)
+    balance = CloudCreditBalance.objects.create(
+        team=team, credits=credits, remaining=credits, granted_at=granted_at, expires_at=cutoff, recorded_by=actor
+    )
+    ledger_entry(kind=EntryKind.GRANT, amount=credits, account=balance, at=granted_at, actor=actor).save()
+    write_audit_event(
+        action="cloud_credits.granted", actor=actor, team=team, target=balance, details={"credits": fmt(credits)}
+    )
+    return balance
+
+
+def _expire(queryset: QuerySet, *, now: datetime) -> int:
+    """Close every row of ``queryset`` (packs or credit balances) whose expiry has passed.
+
+    Safe to run twice or concurrently: each team is locked, the rows are re-read under
+    the lock and only rows not yet closed are closed, so an expiry is written once.
+    """
+    count = 0
+    team_ids = sorted(
+        set(queryset.filter(expired_at__isnull=True, expires_at__lte=now).values_list("team_id", flat=True))
+    )
+    for team_id in team_ids:
+        with transaction.atomic():
+            team = lock_team(Team(pk=team_id))
+            rows = list(queryset.select_for_update().filter(team=team, expired_at__isnull=True, expires_at__lte=now))
+            entries = []
+            for row in rows:
+                if row.remaining > 0:
+                    entries.append(
+                        ledger_entry(
+                            kind=EntryKind.EXPIRY,
+                            amount=row.remaining,
+                            account=row,
+                            at=row.expires_at,
+                            note="Expired unused",
+                        )
+                    )
+                row.remaining = ZERO
+                row.expired_at = now
+            LedgerEntry.objects.bulk_create(entries)
+            queryset.model.objects.bulk_update(rows, ["remaining", "expired_at"])
+            count += len(rows)
+    return count
+
+
+def expire_packs(*, now: datetime | None = None) -> int:
+    """Write an expiry entry for whatever expired packs still hold; returns packs closed."""
+    return _expire(TokenPack.objects.all(), now=_now(now))
+
+
+def expire_cloud_credits(*, now: datetime | None = None) -> int:
+    return _expire(CloudCreditBalance.objects.all(), now=_now(now))
+
+
+@transaction.atomic
+def move_pack(*, pack: TokenPack, to_team: Team, actor: User | None = None, now: datetime | None = None) -> TokenPack:
+    """Move what a pack still holds to another team of the same reseller, as two entries.
+
+    The pack changes hands; its past usage stays with the team that spent it.
+    """
+    now = _now(now)
+    if to_team.pk == pack.team_id:
+        raise ValidationError("The pack already belongs to that team.")
+    if to_team.reseller_id != pack.reseller_id:
+        raise ValidationError("A pack can only move between teams of the same reseller.")
+    # Two teams: lock in id order so two opposite moves can't deadlock. The owner is read
+    # afresh, and checked again under the locks: a concurrent move may have changed it.
+    owner_id = TokenPack.objects.values_list("team_id", flat=True).get(pk=pack.pk)
+    for team_id in sorted({owner_id, to_team.pk}):
+        lock_team(Team(pk=team_id))
+    pack = TokenPack.objects.select_for_update().get(pk=pack.pk)
+    if pack.team_id != owner_id:
+        raise ValidationError("The pack changed hands meanwhile; try again.")
+    if pack.team_id == to_team.pk:
+        raise ValidationError("The pack already belongs to that team.")
+    if pack.expired_at is not None or pack.expires_at <= now:
+        raise ValidationError("An expired pack can't be moved.")
+    if pack.remaining <= 0:
+        raise ValidationError("The pack has no tokens left to move.")
+    from_team_id, amount = pack.team_id, pack.remaining
+    LedgerEntry.objects.bulk_create(
+        [
+            ledger_entry(
+                kind=EntryKind.MOVE_OUT,
+                amount=amount,
+                account=pack,
+                team_id=from_team_id,
+                at=now,
+                actor=actor,
+                note=f"Moved to {to_team.slug}",
+            ),
+            ledger_entry(
+                kind=EntryKind.MOVE_IN,
+                amount=amount,
+                account=pack,
+                team_id=to_team.pk,
+                at=now,
+                actor=actor,
+                note=f"Moved from team {from_team_id}",
+            ),
+        ]
+    )
+    pack.team = to_team
+    pack.save(update_fields=["team"])
+    write_audit_event(
+        action="pack.moved",
+        actor=actor,
+        team=to_team,
+        target=pack,
+        details={"from_team": from_team_id, "to_team": to_team.pk, "tokens": fmt(amount)},
+    )
+    return pack

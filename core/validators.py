@@ -1,0 +1,46 @@
+"""What the database can keep: text without NUL characters or lone surrogates, and aware
+times between 2000 and 2100 whose offset is whole minutes within ±14:00.
+
+The API's fields (core.api), the usage-event validator (billing.events) and the services
+all ask these same questions, so a value refused in one place is refused everywhere.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+MAX_OFFSET = timedelta(hours=14)  # Kiribati; no zone on Earth is further from UTC
+
+BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+
+def has_bad_text(values: Iterable[Any]) -> bool:
+    """Text no database column can hold: NUL characters and lone surrogates."""
+    return any(isinstance(value, str) and BAD_TEXT.search(value) for value in values)
+
+
+def odd_offset(moment: datetime) -> bool:
+    """An offset no place uses: with seconds (Berlin's 1859 local mean time, +00:53:28, is
+    not ISO 8601), or beyond ±14:00 (PostgreSQL refuses offsets past ±15:59)."""
+    offset = moment.utcoffset()
+    if offset is None:
+        return False
+    return offset.seconds % 60 != 0 or offset.microseconds != 0 or abs(offset) > MAX_OFFSET
+
+
+def in_range(moment: datetime) -> bool:
+    """An aware time from 2000 up to (not including) 2100, expressible in UTC."""
+    try:
+        return EARLIEST <= moment < LATEST
+    except OverflowError:
+        return False
+
+
+def storable_time(moment: datetime) -> bool:
+    """An aware time the database can keep: a sane offset, years 2000 to 2100."""
+    return moment.utcoffset() is not None and not odd_offset(moment) and in_range(moment)
