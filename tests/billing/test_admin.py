@@ -1,5 +1,7 @@
 """Staff pages for billing: every list opens; money rows are read-only."""
 
+from decimal import Decimal
+
 import pytest
 from django.urls import reverse
 
@@ -44,3 +46,58 @@ def test_members_do_not_reach_the_admin(client, personas):
     client.force_login(personas.primary_admin)
     response = client.get(reverse("admin:billing_ledgerentry_changelist"))
     assert response.status_code == 302
+
+
+def test_a_new_rate_row_from_the_admin_is_saved_with_its_variants_and_audited(staff_client):
+    from accounts.models import AuditEvent
+    from billing.models import Rate
+
+    response = staff_client.post(
+        reverse("admin:billing_rate_add"),
+        {
+            "code": "fea-simulation",
+            "name": "FEA simulation",
+            "charge_type": "per_result",
+            "tokens": "0",
+            "unit": "simulation",
+            "cloud_credit_eligible": "on",
+            "grace_minutes": "5",
+            "effective_from_0": "2030-01-01",
+            "effective_from_1": "00:00:00",
+            "created_at_0": "2026-11-28",
+            "created_at_1": "12:00:00",
+            "variants-TOTAL_FORMS": "2",
+            "variants-INITIAL_FORMS": "0",
+            "variants-0-code": "simple",
+            "variants-0-tokens": "3",
+            "variants-1-code": "complex",
+            "variants-1-tokens": "9.50",
+        },
+    )
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    rate = Rate.objects.get(code="fea-simulation")
+    assert {v.code: v.tokens for v in rate.variants.all()} == {"simple": 3, "complex": Decimal("9.50")}
+    event = AuditEvent.objects.get(action="rate.created")
+    assert event.actor.email == "staff@example.com"
+    assert event.details["variants"] == {"simple": "3.00", "complex": "9.50"}
+
+    response = staff_client.post(reverse("admin:billing_rate_delete", args=[rate.pk]), {"post": "yes"})
+    assert response.status_code == 302
+    assert not Rate.objects.filter(code="fea-simulation").exists()
+    assert AuditEvent.objects.filter(action="rate.deleted", target_id=str(rate.pk)).exists()
+
+
+def test_the_rate_service_refuses_to_change_a_row_in_force(db):
+    from django.core.exceptions import ValidationError
+
+    from billing import services
+    from billing.models import Rate
+
+    rate = Rate.objects.get(code="autocad")
+    rate.tokens = 1
+    with pytest.raises(ValidationError, match="in force"):
+        services.save_rate(rate=rate, actor=None)
+    with pytest.raises(ValidationError, match="in force"):
+        services.delete_rate(rate=Rate.objects.get(code="autocad"), actor=None)
+    assert Rate.objects.get(code="autocad").tokens == 7
