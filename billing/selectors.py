@@ -240,7 +240,7 @@ def ledger_check(*, now: datetime | None = None) -> LedgerCheck:
     - the report rollups add up, per team, to the raw ledger: tokens on packs and credits on
       credit balances, usage minus refunds.
 
-    Seven aggregate queries, whatever the size of the ledger.
+    Six aggregate queries, whatever the size of the ledger (tests/billing/test_query_bounds.py).
     """
     now = now or timezone.now()
     result = LedgerCheck()

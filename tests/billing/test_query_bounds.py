@@ -162,3 +162,18 @@ def test_resending_the_same_1000_events_charges_nothing_and_replays_the_first_ou
     assert again == [{**result, "replayed": True} for result in first]
     assert TokenPack.objects.get(pk=pack.pk).remaining == remaining
     assert (UsageEvent.objects.count(), LedgerEntry.objects.count()) == counts
+
+
+def test_the_ledger_check_costs_six_queries_whatever_the_size_of_the_ledger(team, crew, buy):
+    from billing.selectors import ledger_check
+
+    buy(100_000)
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as context:
+            assert ledger_check(now=NOW).ok
+        return len(context.captured_queries)
+
+    small = queries()
+    charge(team, make_batch(1000, assigned=crew[0], unassigned=crew[1]))
+    assert small == queries() == 6
