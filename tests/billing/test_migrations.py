@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection
 from django.db.migrations.executor import MigrationExecutor
 
 BEFORE = [
@@ -76,5 +76,5 @@ def test_assignments_and_rollups_keep_their_rows_across_the_move():
 
     assert FlexAssignment.objects.get().covers("revit", at)
     assert UsageRollup.objects.filter(team_id=team.pk).count() == 1
-    with pytest.raises(Exception, match="(?i)unique|constraint"):
+    with pytest.raises(IntegrityError):
         FlexAssignment.objects.create(team_id=team.pk, user_id=user.pk, assigned_at=at)
