@@ -28,6 +28,7 @@ install: $(STAMP)
 # The demo runs like production would (DEBUG off: friendly error pages, collected static
 # files); DEBUG=1 make run gives Django's debug pages instead.
 run: export DEBUG ?= 0
+run: export SECRET_KEY ?= $(shell test -s .local-secret-key || $(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))' > .local-secret-key; cat .local-secret-key)
 run: export FLEX_SITE_URL ?= http://$(HOST):$(PORT)
 run: install
 	$(BIN)/python manage.py migrate --noinput

@@ -18,7 +18,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import Membership, Reseller, Role, Team, User
+from accounts.models import ApiKey, Membership, Reseller, Role, Team, User
 
 
 class Perm(StrEnum):
@@ -79,7 +79,8 @@ class NavEntry:
 
 def team_access(user: User, slug: str, perm: Perm | None = Perm.VIEW_TEAM) -> TeamAccess:
     membership = (
-        Membership.objects.select_related("team__reseller", "user")
+        Membership.objects.joined()
+        .select_related("team__reseller", "user")
         .filter(team__slug=slug, user_id=user.pk, user__is_active=True)
         .first()
     )
@@ -93,6 +94,26 @@ def team_access(user: User, slug: str, perm: Perm | None = Perm.VIEW_TEAM) -> Te
             f"Ask {who} of {membership.team.name} if you need to."
         )
     return access
+
+
+def api_key_refusal(key: ApiKey) -> str | None:
+    """Why a key may no longer act, or None. A key never outranks its maker: a team key made
+    by a person works only while that person is active and may still manage the team's API
+    keys (an admin of the team); a key whose maker left or lost the role stops working.
+    Integration keys (made by the ``create_api_key`` command) act as an admin."""
+    if key.integration:
+        return None
+    maker = key.created_by
+    if maker is None or not maker.is_active:
+        return "The API key's maker no longer has an active account, so the key no longer works."
+    if key.team_id is None:
+        return "Only the create_api_key command makes reseller keys; this key does not work."
+    role = (
+        Membership.objects.joined().filter(team_id=key.team_id, user_id=maker.pk).values_list("role", flat=True).first()
+    )
+    if role is None or not role_can(role, Perm.MANAGE_API_KEYS):
+        return f"The API key's maker ({maker.email}) is no longer an admin of the team, so the key no longer works."
+    return None
 
 
 def team_view(perm: Perm = Perm.VIEW_TEAM) -> Callable:
@@ -191,3 +212,14 @@ def navigation(request: HttpRequest, access: TeamAccess | None = None) -> list[N
             )
         )
     return entries
+
+
+def sign_in_identity(request: HttpRequest, credentials: dict | None = None) -> str:
+    """Who a sign-in attempt is for, as the lockout counts it (``AXES_USERNAME_CALLABLE``):
+    the e-mail as sign-in itself reads it, stripped and in lower case, so that no spelling
+    of one address (``GUS@…``, `` gus@…``) escapes the count."""
+    if credentials:
+        raw = credentials.get("username") or credentials.get("email") or ""
+    else:
+        raw = request.POST.get("username", "")
+    return str(raw).strip().lower()

@@ -6,7 +6,6 @@ Thin like the browser views: scope through ``ApiView.get_team``, parse with a se
 
 from __future__ import annotations
 
-from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -115,19 +114,21 @@ class MemberRequestSerializer(serializers.Serializer):
 class MemberSerializer(serializers.Serializer):
     team = serializers.SlugField(source="team.slug")
     email = serializers.EmailField(source="user.email")
-    first_name = serializers.CharField(source="user.first_name")
-    last_name = serializers.CharField(source="user.last_name")
+    first_name = serializers.SerializerMethodField(help_text="Empty while someone with an account has not joined.")
+    last_name = serializers.SerializerMethodField(help_text="Empty while someone with an account has not joined.")
     role = serializers.ChoiceField(choices=Role.choices)
     invitation_pending = serializers.SerializerMethodField(
-        help_text="True until the person has set a password with the link e-mailed to them."
+        help_text="True until the person has accepted the invitation e-mailed to them."
     )
 
+    def get_first_name(self, membership: Membership) -> str:
+        return membership.user.first_name if membership.shows_profile else ""
+
+    def get_last_name(self, membership: Membership) -> str:
+        return membership.user.last_name if membership.shows_profile else ""
+
     def get_invitation_pending(self, membership: Membership) -> bool:
-        try:
-            invitation = membership.invitation
-        except ObjectDoesNotExist:
-            return False
-        return invitation.accepted_at is None and not membership.user.has_usable_password()
+        return membership.is_pending
 
 
 def email_from_path(value: str) -> str:

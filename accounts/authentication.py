@@ -16,6 +16,7 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.permissions import BasePermission
 from rest_framework.throttling import SimpleRateThrottle
 
+from accounts.access import api_key_refusal
 from accounts.models import ApiKey, Reseller, Team
 from accounts.selectors import api_key_for_secret
 from accounts.services import touch_api_key
@@ -50,8 +51,8 @@ class ApiClient:
 
     @property
     def label(self) -> str:
-        """How the audit trail names the caller."""
-        return f"API key “{self.key.name}” ({self.key.prefix}…)"
+        """How the audit trail names the caller: the key and who made it."""
+        return self.key.label
 
 
 class ApiKeyAuthentication(BaseAuthentication):
@@ -75,6 +76,9 @@ class ApiKeyAuthentication(BaseAuthentication):
         key = api_key_for_secret(secret=secret) if 0 < len(secret) <= MAX_KEY_LENGTH else None
         if key is None:
             raise exceptions.AuthenticationFailed("The API key is not valid or has been revoked.")
+        refusal = api_key_refusal(key)
+        if refusal is not None:
+            raise exceptions.AuthenticationFailed(refusal)
         touch_api_key(key=key)
         return ApiClient(key=key), key
 

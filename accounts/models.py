@@ -154,14 +154,27 @@ class Role(models.TextChoices):
 ADMIN_ROLES = frozenset({Role.PRIMARY_ADMIN, Role.SECONDARY_ADMIN})
 
 
+class MembershipQuerySet(models.QuerySet):
+    def joined(self) -> MembershipQuerySet:
+        """Memberships the person has taken up: no invitation, or an accepted one. Until
+        then a membership opens no team page (the person has not agreed to join)."""
+        return self.filter(Q(invitation__isnull=True) | Q(invitation__accepted_at__isnull=False))
+
+
 class Membership(models.Model):
-    """A user's place in a team. Exactly one primary admin per team."""
+    """A user's place in a team. Exactly one primary admin per team.
+
+    A person invited by e-mail joins when they accept the invitation (``joined()``): someone
+    new by setting a password, someone who already has an account by accepting.
+    """
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.MEMBER)
     created_at = models.DateTimeField(default=timezone.now)
     invited_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    objects = MembershipQuerySet.as_manager()
 
     class Meta:
         ordering = ["team", "user__email"]
@@ -183,6 +196,24 @@ class Membership(models.Model):
     @property
     def is_admin(self) -> bool:
         return self.role in ADMIN_ROLES
+
+    @property
+    def is_pending(self) -> bool:
+        """Invited, and not joined yet."""
+        invitation = getattr(self, "invitation", None) if self.pk else None
+        return invitation is not None and invitation.accepted_at is None
+
+    @property
+    def shows_profile(self) -> bool:
+        """Whether the team may see the person's stored name: once they joined, or when the
+        team itself typed it (somebody new). Someone who already had an account and has
+        not accepted yet is shown by e-mail address only."""
+        return not (self.is_pending and self.user.has_usable_password())
+
+    @property
+    def display_name(self) -> str:
+        """The name the team sees: the stored one where it may (``shows_profile``), else the e-mail."""
+        return (self.user.get_full_name() if self.shows_profile else "") or self.user.email
 
 
 def hash_token(token: str) -> str:
@@ -257,6 +288,11 @@ class ApiKey(models.Model):
     team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="api_keys")
     reseller = models.ForeignKey(Reseller, null=True, blank=True, on_delete=models.CASCADE, related_name="api_keys")
     created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    integration = models.BooleanField(
+        default=False,
+        help_text="Made by the create_api_key command for an integration: acts as an admin of its team. "
+        "Any other key acts with its maker's role, checked at every use.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
@@ -278,6 +314,14 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+    @property
+    def label(self) -> str:
+        """How the audit trail names the key: its name, its prefix and who made it."""
+        if self.integration:
+            return f"API key “{self.name}” ({self.prefix}…), integration"
+        maker = self.created_by.email if self.created_by is not None else "a deleted account"
+        return f"API key “{self.name}” ({self.prefix}…) made by {maker}"
 
 
 class NotificationKind(models.TextChoices):
@@ -307,6 +351,8 @@ class Notification(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     read_at = models.DateTimeField(null=True, blank=True)
     emailed_at = models.DateTimeField(null=True, blank=True)
+    email_failed_at = models.DateTimeField(null=True, blank=True, help_text="Its e-mail failed for good.")
+    email_error = models.CharField(max_length=300, blank=True, help_text="Why its e-mail failed.")
 
     class Meta:
         ordering = ["-created_at", "-id"]

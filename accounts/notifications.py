@@ -1,5 +1,6 @@
 """E-mails about people and teams, each in a plain and an HTML version."""
 
+import logging
 from datetime import timedelta
 
 from django.conf import settings
@@ -10,11 +11,15 @@ from django.utils import timezone
 
 from accounts.models import Invitation, Membership, Notification
 
+logger = logging.getLogger(__name__)
+
 
 def _send(*, to: str, subject: str, template: str, context: dict) -> None:
     context = {"site_url": settings.FLEX_SITE_URL, **context}
     message = EmailMultiAlternatives(
-        subject=subject,
+        # One line, whatever names it carries: a line break in a header makes Django refuse
+        # the whole message (BadHeaderError).
+        subject=" ".join(subject.split()),
         body=render_to_string(f"{template}.txt", context),
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[to],
@@ -68,7 +73,10 @@ PENDING_EMAIL_GRACE = timedelta(minutes=5)
 
 def send_notification_email(*, notification_id: int) -> bool:
     """E-mail one notice to its person, once: the row is claimed with a conditional UPDATE
-    of ``emailed_at`` first, and released again if sending fails (the task retries)."""
+    of ``emailed_at`` first. If the mail server can't be reached (``OSError``) the claim is
+    released and the task retries; any other failure can't be cured by retrying, so it is
+    recorded on the notice (``email_failed_at``, ``email_error``) and never tried again:
+    one bad message never blocks the others."""
     claimed = Notification.objects.filter(pk=notification_id, emailed_at__isnull=True).update(emailed_at=timezone.now())
     if not claimed:
         return False  # sent already, or being sent by another run
@@ -87,9 +95,15 @@ def send_notification_email(*, notification_id: int) -> bool:
                 "link": settings.FLEX_SITE_URL + notification.link if notification.link else "",
             },
         )
-    except Exception:
+    except OSError:
         Notification.objects.filter(pk=notification_id).update(emailed_at=None)
         raise
+    except Exception as error:
+        logger.exception("Notice %s could not be e-mailed", notification_id)
+        Notification.objects.filter(pk=notification_id).update(
+            emailed_at=None, email_failed_at=timezone.now(), email_error=f"{type(error).__name__}: {error}"[:300]
+        )
+        return False
     return True
 
 
@@ -98,7 +112,14 @@ def send_pending_notification_emails(*, now=None) -> int:
     now = now or timezone.now()
     pending = Notification.objects.filter(
         emailed_at__isnull=True,
+        email_failed_at__isnull=True,
         created_at__gte=now - PENDING_EMAIL_MAX_AGE,
         created_at__lte=now - PENDING_EMAIL_GRACE,
     ).values_list("pk", flat=True)
-    return sum(send_notification_email(notification_id=pk) for pk in list(pending))
+    sent = 0
+    for pk in list(pending):
+        try:
+            sent += send_notification_email(notification_id=pk)
+        except OSError:
+            logger.warning("The mail server did not take notice %s; the next run tries again", pk, exc_info=True)
+    return sent

@@ -24,13 +24,19 @@ from accounts.models import (
 
 
 def teams_of_user(user: User) -> list[Team]:
-    return list(Team.objects.filter(memberships__user_id=user.pk).order_by("name"))
+    return list(
+        Team.objects.filter(memberships__in=Membership.objects.joined().filter(user_id=user.pk)).order_by("name")
+    )
 
 
 def home_team_of_user(user: User) -> Team | None:
     """Where a fresh sign-in lands: the team with the person's highest role, then by name."""
     membership = (
-        Membership.objects.filter(user_id=user.pk).select_related("team").order_by(role_rank(), "team__name").first()
+        Membership.objects.joined()
+        .filter(user_id=user.pk)
+        .select_related("team")
+        .order_by(role_rank(), "team__name")
+        .first()
     )
     return membership.team if membership else None
 
@@ -51,7 +57,7 @@ def member_list(*, team: Team) -> QuerySet[Membership]:
 
 
 def is_member(*, user: User, slug: str) -> bool:
-    return Membership.objects.filter(team__slug=slug, user_id=user.pk).exists()
+    return Membership.objects.joined().filter(team__slug=slug, user_id=user.pk).exists()
 
 
 def pending_invitation(*, token: str) -> Invitation | None:
@@ -111,7 +117,7 @@ def api_key_for_secret(*, secret: str) -> ApiKey | None:
     if not secret:
         return None
     return (
-        ApiKey.objects.select_related("team__reseller", "reseller")
+        ApiKey.objects.select_related("team__reseller", "reseller", "created_by")
         .filter(key_hash=hash_token(secret), revoked_at__isnull=True)
         .first()
     )

@@ -29,7 +29,7 @@ class MemberTable(tables.Table):
 
     def render_name(self, record: Membership) -> str:
         url = reverse("accounts:member-detail", args=[self.team_slug, record.pk])
-        return format_html('<a href="{}">{}</a>', url, record.user.get_full_name())
+        return format_html('<a href="{}">{}</a>', url, record.display_name)
 
     def render_status(self, record: Membership) -> str:
         return format_html('<span class="badge badge-{}">{}</span>', *member_status(record))
@@ -40,7 +40,7 @@ def member_status(membership: Membership) -> tuple[str, str]:
     if not membership.user.is_active:
         return "muted", "Deactivated"
     invitation = getattr(membership, "invitation", None)
-    if invitation is not None and invitation.is_pending and not membership.user.has_usable_password():
+    if invitation is not None and invitation.is_pending:
         if invitation.is_expired():
             return "warn", "Invitation expired"
         return "info", "Invited"

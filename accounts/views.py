@@ -464,6 +464,16 @@ def accept_invitation(request: HttpRequest, token: str) -> HttpResponse:
     if invitation is None:
         return render(request, "accounts/invitation_invalid.html", status=404)
     user = invitation.membership.user
+    team = invitation.membership.team
+    if user.has_usable_password():
+        # Somebody who already has an account: joining takes their consent, nothing more.
+        if request.method == "POST":
+            services.accept_invitation(token=token)
+            messages.success(request, f"You joined {team.name}.")
+            if request.user.is_authenticated and request.user.pk == user.pk:
+                return redirect("accounts:team-home", team.slug)
+            return redirect(f"{reverse('login')}?next={reverse('accounts:team-home', args=[team.slug])}")
+        return render(request, "accounts/invitation_join.html", {"invitation": invitation, "email": user.email})
     form = AcceptInvitationForm(
         request.POST or None, initial={"first_name": user.first_name, "last_name": user.last_name}
     )

@@ -27,7 +27,7 @@ from django.utils.dateparse import parse_datetime
 from billing.models import ChargeType
 from billing.rates import RateBook
 from core.money import CENT
-from core.validators import has_bad_text, in_range, odd_offset
+from core.validators import CONTROL, has_bad_text, in_range, odd_offset
 
 MAX_BATCH = 1000
 # Clocks drift: an event may start up to this far past the server's now.
@@ -107,7 +107,7 @@ def _text(raw: dict, name: str, *, required: bool, max_length: int, problems: li
     if not isinstance(value, str):
         problems.append(Problem(name, "Must be a string.", f"{name} must be text."))
         return ""
-    if has_bad_text([value]):
+    if CONTROL.search(value):  # NUL, line breaks, tabs, lone surrogates
         problems.append(
             Problem(
                 name, "Contains characters that are not allowed.", f"{name} contains characters that are not allowed."
@@ -322,15 +322,21 @@ def rule_problems(
             )
             problems.append(Problem("variant", f"One of {listed}.", sentence))
     if not historical and event.started_at:
-        end = event.ended_at or event.started_at
+        # Live, every charge of an event must lie within the age limit: a session that
+        # started before it (one that ran for days, reported at its end) would open windows
+        # on report days long closed. Older usage, or a long session, is reported by the
+        # historical import or in parts (docs/charging.md, "Late and long sessions").
         max_age = settings.FLEX_MAX_EVENT_AGE_HOURS
-        if end < now - timedelta(hours=max_age):
+        oldest = now - timedelta(hours=max_age)
+        end = event.ended_at or event.started_at
+        if event.started_at < oldest:
+            which = "ended" if end < oldest else "started"
             problems.append(
                 Problem(
-                    "ended_at",
+                    "ended_at" if which == "ended" else "started_at",
                     "Too old for the live API.",
-                    f"the event ended more than {max_age} hours ago; older usage is imported with the historical "
-                    "import.",
+                    f"the event {which} more than {max_age} hours ago; older usage is imported with the "
+                    "historical import.",
                     code="event_too_old",
                 )
             )

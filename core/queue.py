@@ -31,5 +31,7 @@ def enqueue_on_commit(task: Task | str, *args: object) -> None:
             signature.apply_async(args=args, retry=False)
         except (KombuError, OSError):  # the broker is unreachable; the change itself is saved
             logger.warning("Could not enqueue %s%r; it will be picked up later", signature.task, args, exc_info=True)
+        except Exception:  # run in-process (no broker) and failed: logged, never the caller's error
+            logger.exception("%s%r failed in-process; the change itself is saved", signature.task, args)
 
     transaction.on_commit(publish)

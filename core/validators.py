@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.core.exceptions import ValidationError
+
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 MAX_OFFSET = timedelta(hours=14)  # Kiribati; no zone on Earth is further from UTC
@@ -44,3 +46,30 @@ def in_range(moment: datetime) -> bool:
 def storable_time(moment: datetime) -> bool:
     """An aware time the database can keep: a sane offset, years 2000 to 2100."""
     return moment.utcoffset() is not None and not odd_offset(moment) and in_range(moment)
+
+
+# Control characters (line breaks and tabs included), the Unicode line and paragraph
+# separators, and lone surrogates: none belongs in a name, a reference or a label, and a
+# line break in a name would end up in an e-mail header.
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+def text_problem(value: str, *, label: str, max_length: int, required: bool = False) -> str | None:
+    """What is wrong with a one-line text a person or a client typed, or None. ``value``
+    should be stripped already; ``label`` names it in the message ("The team name")."""
+    if not value:
+        return f"{label} is required." if required else None
+    if CONTROL.search(value):
+        return f"{label} can't contain line breaks, tabs or other control characters."
+    if len(value) > max_length:
+        return f"{label} is limited to {max_length} characters ({len(value)} given)."
+    return None
+
+
+def clean_text(value: str | None, *, field: str, label: str, max_length: int, required: bool = False) -> str:
+    """``value`` stripped, or a ``ValidationError`` keyed by ``field`` saying what is wrong."""
+    value = (value or "").strip()
+    problem = text_problem(value, label=label, max_length=max_length, required=required)
+    if problem:
+        raise ValidationError({field: problem})
+    return value

@@ -35,5 +35,5 @@ urlpatterns = [
     path("rates", billing_api.RatesView.as_view(), name="rates"),
     path("schema", login_not_required(SpectacularAPIView.as_view()), name="schema"),
     path("docs", login_not_required(SpectacularSwaggerView.as_view(url_name="api:schema")), name="docs"),
-    re_path(r"^.*$", not_found),
+    re_path(r"^[\s\S]*$", not_found),  # [\s\S], not ".": a path with a line break is still under /api/
 ]

@@ -12,14 +12,19 @@ from pathlib import Path
 
 import environ
 from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 
 # --- Core -------------------------------------------------------------------------
-SECRET_KEY = env("SECRET_KEY", default="dev-only-insecure-key-change-me-in-production-0123456789")
 DEBUG = env.bool("DEBUG", default=True)
+# A development key only while DEBUG is on: with DEBUG off the app refuses to start without
+# one of its own (`make run` keeps a random one in .local-secret-key).
+SECRET_KEY = env("SECRET_KEY", default="django-insecure-dev-only-key-for-debug-mode" if DEBUG else "")
+if not SECRET_KEY:
+    raise ImproperlyConfigured("Set SECRET_KEY (long and random) when DEBUG is off; see docs/operations.md.")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -218,6 +223,8 @@ AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 # The sign-in form posts the e-mail as "username" (Django's AuthenticationForm).
 AXES_USERNAME_FORM_FIELD = "username"
+# One identity for the lockout and for sign-in: the normalised e-mail (finding: case variants escaped the count).
+AXES_USERNAME_CALLABLE = "accounts.access.sign_in_identity"
 AXES_VERBOSE = False
 
 # --- Security --------------------------------------------------------------------------
@@ -227,6 +234,10 @@ SESSION_COOKIE_SECURE = FLEX_SECURE_COOKIES
 CSRF_COOKIE_SECURE = FLEX_SECURE_COOKIES
 SECURE_SSL_REDIRECT = FLEX_SECURE_COOKIES
 SECURE_HSTS_SECONDS = 60 * 60 * 24 * 365 if FLEX_SECURE_COOKIES else 0
+# Behind HTTPS every subdomain is HTTPS too, and the site may join browsers' preload list;
+# an installation whose subdomains are not all HTTPS turns these off.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("FLEX_HSTS_INCLUDE_SUBDOMAINS", default=FLEX_SECURE_COOKIES)
+SECURE_HSTS_PRELOAD = env.bool("FLEX_HSTS_PRELOAD", default=FLEX_SECURE_COOKIES)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if FLEX_SECURE_COOKIES else None
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = 60 * 60 * 12
@@ -290,6 +301,9 @@ REST_FRAMEWORK = {
 FLEX_API_THROTTLE_RATE = env("FLEX_API_THROTTLE_RATE", default="1200/minute")
 # A full batch of 1,000 usage events is about 250 kB; anything far larger is refused (400).
 FLEX_API_MAX_BODY_BYTES = env.int("FLEX_API_MAX_BODY_BYTES", default=4 * 1024 * 1024)
+# Django's own cap on a request body (2.5 MB by default) would fire first, with a bare 400:
+# it is set past the API's limit, so the API's parser answers with its documented error.
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(FLEX_API_MAX_BODY_BYTES + 1024, 2_621_440)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "FlexAdmin API",

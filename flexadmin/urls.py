@@ -13,7 +13,7 @@ urlpatterns = [
     path("invite/<str:token>/", account_views.accept_invitation, name="accept-invitation"),
     path("healthz", account_views.healthz, name="healthz"),
     path("api/v1/", include("flexadmin.api_urls")),
-    re_path(r"^api(/.*)?$", api.not_found),
+    re_path(r"^api(/[\s\S]*)?$", api.not_found),
     path("", include("accounts.urls")),
 ]
 

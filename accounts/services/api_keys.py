@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from accounts.audit import write_audit_event
 from accounts.models import API_KEY_MARKER, API_KEY_PREFIX_LENGTH, ApiKey, Reseller, Team, User, hash_token
+from core.validators import clean_text
 
 API_KEY_NAME_MAX_LENGTH = ApiKey._meta.get_field("name").max_length
 # last_used_at is a hint for people ("is this key still in use?"), not a log: writing it on
@@ -24,14 +25,18 @@ def create_api_key(
     *, team: Team | None = None, reseller: Reseller | None = None, name: str, actor: User | None
 ) -> tuple[ApiKey, str]:
     """A new key for one team or one reseller. Returns the key and its secret, which is
-    stored nowhere (only its hash is): the caller shows it once."""
+    stored nowhere (only its hash is): the caller shows it once.
+
+    A key made by a person (``actor``) acts with that person's standing, checked at every
+    use (``accounts.access.api_key_refusal``); one made without (the ``create_api_key``
+    command, run by whoever runs the installation) is an integration key with admin rights.
+    """
     if (team is None) == (reseller is None):
         raise ValidationError("An API key belongs to either a team or a reseller.")
     name = (name or "").strip()
     if not name:
         raise ValidationError({"name": "Give the key a name, for example the program that will use it."})
-    if len(name) > API_KEY_NAME_MAX_LENGTH:
-        raise ValidationError({"name": f"A key's name is limited to {API_KEY_NAME_MAX_LENGTH} characters."})
+    name = clean_text(name, field="name", label="A key's name", max_length=API_KEY_NAME_MAX_LENGTH)
     secret = API_KEY_MARKER + secrets.token_urlsafe(32)
     key = ApiKey.objects.create(
         name=name,
@@ -40,6 +45,7 @@ def create_api_key(
         team=team,
         reseller=reseller,
         created_by=actor if actor is not None and actor.pk else None,
+        integration=actor is None,
     )
     write_audit_event(
         action="api_key.created",

@@ -14,6 +14,8 @@ from django.db import transaction
 from accounts.audit import write_audit_event
 from accounts.models import Membership, Role, Team, User
 from accounts.services.members import invite_user
+from accounts.services.people import NAME_MAX_LENGTH
+from core.validators import text_problem
 
 CSV_COLUMNS = ("first name", "last name", "email", "role")
 ROLE_BY_LABEL = {label.lower(): value for value, label in Role.choices} | {v: v for v in Role.values}
@@ -121,8 +123,10 @@ def parse_member_csv(*, team: Team, data: bytes) -> CsvPreview:
             row.errors.append("the primary admin can't be set by import; transfer the role from the member page")
         else:
             row.role = role_value
-        if len(row.first_name) > 150 or len(row.last_name) > 150:
-            row.errors.append("names are limited to 150 characters")
+        for value, label in ((row.first_name, "the first name"), (row.last_name, "the last name")):
+            problem = text_problem(value, label=label, max_length=NAME_MAX_LENGTH)
+            if problem:
+                row.errors.append(problem.rstrip("."))
         if row.email in existing:
             row.errors.append(f"{row.email} is already a member of this team")
         if row.email and row.email in seen:

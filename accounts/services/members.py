@@ -11,24 +11,20 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts import selectors
 from accounts.audit import write_audit_event
 from accounts.models import Invitation, Membership, Role, Team, User, hash_token
-from accounts.services.people import normalize_email
+from accounts.services.people import clean_names, normalize_email
 from accounts.services.teams import lock_team
 from core.queue import enqueue_on_commit
 
 
 def _enqueue_invitation_email(invitation: Invitation, token: str) -> None:
     enqueue_on_commit("accounts.send_invitation_email", invitation.pk, token)
-
-
-def _enqueue_added_email(membership: Membership) -> None:
-    enqueue_on_commit("accounts.send_added_to_team_email", membership.pk)
 
 
 def _primary_admin(team: Team) -> Membership | None:
@@ -45,13 +41,17 @@ def invite_user(
     last_name: str = "",
     actor: User | None,
     notify: bool = True,
+    consented: bool = False,
 ) -> Membership:
-    """Add a person to a team and e-mail them (``notify=False`` only for the demo seeder).
+    """Invite a person to a team and e-mail them the link (valid ``FLEX_INVITATION_DAYS``).
 
-    Somebody new gets an invitation link to set a password (valid
-    ``FLEX_INVITATION_DAYS``); somebody who can already sign in is told they were added.
+    Somebody new sets a password with the link; somebody who already has an account accepts
+    with it: nobody is put in a team without agreeing, and the team learns nothing stored
+    about them (their name stays theirs until they join). Staff accounts are never added.
+    ``notify=False, consented=True`` only for the demo seeder: its people join at once.
     """
     email = normalize_email(email)
+    first_name, last_name = clean_names(first_name, last_name)
     if role not in Role.values:
         raise ValidationError({"role": f"“{role}” is not a role. Choose one of: {', '.join(Role.labels)}."})
     # Lock the team's memberships so two invitations of the same person cannot race.
@@ -61,9 +61,11 @@ def invite_user(
             {"role": "This team already has a primary admin. Invite the person first, then transfer the role."}
         )
     user = User.objects.filter(email__iexact=email).first()
+    if user is not None and (user.is_staff or user.is_superuser):
+        raise ValidationError({"email": f"{email} can't be added to a team."})
     existing = Membership.objects.filter(team=team, user=user).first() if user is not None else None
     if existing is not None:
-        if not user.has_usable_password():
+        if Invitation.objects.filter(membership=existing, accepted_at__isnull=True).exists():
             raise ValidationError(
                 {
                     "email": f"{email} is already invited to {team}. To send the link again, open their page "
@@ -72,16 +74,13 @@ def invite_user(
             )
         raise ValidationError({"email": f"{email} is already a member of {team}."})
     if user is None:
-        user = User.objects.create_user(email, None, first_name=first_name.strip(), last_name=last_name.strip())
+        user = User.objects.create_user(email, None, first_name=first_name, last_name=last_name)
     try:
         with transaction.atomic():
             membership = Membership.objects.create(user=user, team=team, role=role, invited_by=actor)
     except IntegrityError:
         raise ValidationError({"email": f"{email} is already a member of {team}."}) from None
-    if user.has_usable_password():
-        if notify:
-            _enqueue_added_email(membership)
-    else:
+    if not consented:
         token = secrets.token_urlsafe(32)
         invitation = Invitation.objects.create(
             membership=membership,
@@ -100,7 +99,7 @@ def invite_user(
 def resend_invitation(*, membership: Membership, actor: User | None) -> Invitation:
     """Send a fresh link with a fresh expiry; the previous link stops working."""
     invitation = Invitation.objects.select_for_update().filter(membership=membership).first()
-    if invitation is None or not invitation.is_pending or membership.user.has_usable_password():
+    if invitation is None or not invitation.is_pending:
         raise ValidationError(f"{membership.user.email} has already accepted; there is nothing to resend.")
     token = secrets.token_urlsafe(32)
     invitation.token_hash = hash_token(token)
@@ -114,16 +113,25 @@ def resend_invitation(*, membership: Membership, actor: User | None) -> Invitati
 
 
 @transaction.atomic
-def accept_invitation(*, token: str, password: str, first_name: str = "", last_name: str = "") -> User:
+def accept_invitation(*, token: str, password: str | None = None, first_name: str = "", last_name: str = "") -> User:
+    """Join the team the link invites to. Somebody new sets their password (and name) with
+    it, which accepts all their open invitations; somebody who already has an account just
+    accepts this one (their password and name stay as they are)."""
     invitation = selectors.pending_invitation(token=token)
     if invitation is None:
         raise ValidationError("This invitation link is no longer valid. Ask your admin to send a new one.")
     user = invitation.membership.user
+    if user.has_usable_password():
+        invitation.accepted_at = timezone.now()
+        invitation.save(update_fields=["accepted_at"])
+        write_audit_event(action="member.invitation_accepted", actor=user, team=invitation.membership.team, target=user)
+        return user
+    if not password:
+        raise ValidationError({"password1": "Choose a password."})
     validate_password(password, user)
-    if first_name.strip():
-        user.first_name = first_name.strip()
-    if last_name.strip():
-        user.last_name = last_name.strip()
+    first_name, last_name = clean_names(first_name, last_name)
+    user.first_name = first_name or user.first_name
+    user.last_name = last_name or user.last_name
     user.set_password(password)
     user.save()
     now = timezone.now()
@@ -192,6 +200,10 @@ def transfer_primary_admin(*, team: Team, to: Membership, actor: User | None) ->
         raise ValidationError(f"{to.user.email} is already the primary admin.")
     if not to.user.is_active:
         raise ValidationError(f"{to.user.email} is deactivated and can't become primary admin.")
+    if to.is_pending:
+        raise ValidationError(
+            f"{to.user.email} has not accepted the invitation yet; hand over the role once they have joined."
+        )
     current = _primary_admin(team)
     if current is not None:
         current.role = Role.SECONDARY_ADMIN
@@ -213,23 +225,27 @@ def put_member(
     *, team: Team, email: str, role: str, first_name: str = "", last_name: str = "", actor: User | None
 ) -> tuple[Membership, bool]:
     """Make ``email`` a member of the team with ``role``: invite them if they are not one
-    yet, otherwise change their role. Returns (membership, invited).
+    yet, otherwise change their role. Returns (membership, invited). For the API.
 
-    ``primary_admin`` is handed over (``transfer_primary_admin``): somebody new is invited
-    as a secondary admin first when the team already has a primary admin.
+    The primary admin role is handed over person to person in the browser, never through
+    the API: ``primary_admin`` is taken only by a team that has none yet (its first admin).
     """
     email = normalize_email(email)
     if role not in Role.values:
         raise ValidationError({"role": f"“{role}” is not a role. Choose one of: {', '.join(Role.labels)}."})
     lock_team(team)
     membership = selectors.member_by_email(team=team, email=email)
+    primary = _primary_admin(team)
+    if role == Role.PRIMARY_ADMIN and primary is not None and primary != membership:
+        raise PermissionDenied(
+            "The primary admin role is handed over in the browser, by the primary admin; the API can't do it."
+        )
     invited = membership is None
     if invited:
-        first_role = Role.SECONDARY_ADMIN if role == Role.PRIMARY_ADMIN and _primary_admin(team) else role
         membership = invite_user(
-            team=team, email=email, role=first_role, first_name=first_name, last_name=last_name, actor=actor
+            team=team, email=email, role=role, first_name=first_name, last_name=last_name, actor=actor
         )
-    if membership.role != role:
+    elif membership.role != role:
         if role == Role.PRIMARY_ADMIN:
             transfer_primary_admin(team=team, to=membership, actor=actor)
         else:

@@ -9,6 +9,18 @@ from django.db import transaction
 
 from accounts.audit import write_audit_event
 from accounts.models import User
+from core.validators import clean_text
+
+NAME_MAX_LENGTH = 150  # User.first_name / last_name
+
+
+def clean_names(first_name: str | None, last_name: str | None) -> tuple[str, str]:
+    """A person's first and last name, stripped; line breaks, control characters and
+    over-long names are refused (field-keyed, for the form or the API)."""
+    return (
+        clean_text(first_name, field="first_name", label="The first name", max_length=NAME_MAX_LENGTH),
+        clean_text(last_name, field="last_name", label="The last name", max_length=NAME_MAX_LENGTH),
+    )
 
 
 def normalize_email(email: str) -> str:
@@ -32,6 +44,7 @@ def create_user(
 ) -> User:
     """A person who can sign in at once (staff, demo logins); team admins use ``invite_user``."""
     email = normalize_email(email)
+    first_name, last_name = clean_names(first_name, last_name)
     if User.objects.filter(email__iexact=email).exists():
         raise ValidationError({"email": f"{email} already has an account."})
     if password:
@@ -63,8 +76,7 @@ def set_user_flags(*, user: User, is_active: bool, is_staff: bool, actor: User |
 
 @transaction.atomic
 def update_profile(*, user: User, first_name: str, last_name: str) -> User:
-    user.first_name = first_name.strip()
-    user.last_name = last_name.strip()
+    user.first_name, user.last_name = clean_names(first_name, last_name)
     user.save(update_fields=["first_name", "last_name"])
     write_audit_event(action="user.profile_changed", actor=user, target=user)
     return user

@@ -9,8 +9,11 @@ from django.db import transaction
 
 from accounts.audit import write_audit_event
 from accounts.models import Plan, Reseller, SalesRep, Team, User, validate_time_zone
-from accounts.services.people import normalize_email
+from accounts.services.people import clean_names, normalize_email
 from core.exceptions import Conflict
+from core.validators import clean_text, text_problem
+
+TEAM_NAME_MAX_LENGTH = 200  # Team.name
 
 
 def lock_team(team: Team) -> Team:
@@ -21,6 +24,7 @@ def lock_team(team: Team) -> Team:
 
 @transaction.atomic
 def create_reseller(*, name: str, slug: str, actor: User | None = None) -> Reseller:
+    name = clean_text(name, field="name", label="The reseller's name", max_length=200, required=True)
     if Reseller.objects.filter(slug=slug).exists():
         raise ValidationError({"slug": f"A reseller with the slug “{slug}” already exists."})
     reseller = Reseller.objects.create(name=name, slug=slug)
@@ -39,6 +43,7 @@ def add_sales_rep(
     actor: User | None = None,
 ) -> SalesRep:
     email = normalize_email(email)
+    first_name, last_name = clean_names(first_name, last_name)
     user = User.objects.filter(email__iexact=email).first()
     if user is None:
         user = User.objects.create_user(email, password, first_name=first_name, last_name=last_name)
@@ -51,8 +56,11 @@ def add_sales_rep(
 
 def _validate_team_fields(*, name: str, plan: str, time_zone: str, contract_start: date, contract_end: date) -> None:
     errors: dict[str, str] = {}
+    problem = text_problem(name.strip(), label="The team name", max_length=TEAM_NAME_MAX_LENGTH)
     if not name.strip():
         errors["name"] = "A team needs a name."
+    elif problem:
+        errors["name"] = problem
     if plan not in Plan.values:
         errors["plan"] = f"The plan must be one of: {', '.join(Plan.values)}."
     try:

@@ -26,7 +26,9 @@ from billing.ledger import ledger_entry
 from billing.models import CloudCreditBalance, EntryKind, LedgerEntry, TokenPack
 from core.exceptions import Conflict
 from core.money import CENT, ZERO, fmt
-from core.validators import storable_time
+from core.validators import storable_time, text_problem
+
+MAX_PACK_TOKENS = 2_147_483_647  # TokenPack.tokens, a positive integer column
 
 
 def _now(now: datetime | None) -> datetime:
@@ -56,10 +58,13 @@ def record_purchase(
     purchased_at = purchased_at or now
     reference = (reference or "").strip()
     errors: dict[str, str] = {}
-    if not reference:
-        errors["reference"] = "An order reference is required."
+    problem = text_problem(reference, label="The order reference", max_length=100, required=True)
+    if problem:
+        errors["reference"] = "An order reference is required." if not reference else problem
     if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens <= 0:
         errors["tokens"] = "Tokens must be a whole number greater than 0."
+    elif tokens > MAX_PACK_TOKENS:
+        errors["tokens"] = f"A pack holds at most {MAX_PACK_TOKENS:,} tokens."
     if timezone.is_naive(purchased_at):
         errors["purchased_at"] = "The purchase time needs a time zone offset."
     elif not storable_time(purchased_at):

@@ -55,13 +55,35 @@ def test_inviting_a_new_person_creates_membership_and_emails_a_set_password_link
     assert event.actor == personas.primary_admin and event.team == personas.team
 
 
-def test_inviting_someone_who_already_has_an_account_adds_them_without_a_new_password(personas, send_mail_now):
+def test_someone_with_an_account_joins_only_by_accepting_the_invitation(personas, send_mail_now):
     membership = send_mail_now(
         services.invite_user, team=personas.team, email="admin@other.example", actor=personas.primary_admin
     )
     assert membership.user == personas.outsider
-    assert not Invitation.objects.filter(membership=membership).exists()
-    assert "You were added" in mail.outbox[0].subject
+    assert membership.is_pending and "You're invited" in mail.outbox[0].subject
+    assert personas.team not in selectors.teams_of_user(personas.outsider)
+    assert (membership.display_name, membership.shows_profile) == ("admin@other.example", False)
+
+    services.accept_invitation(token=_link_token(mail.outbox[0]))
+
+    membership.refresh_from_db()
+    assert not membership.is_pending
+    assert personas.team in selectors.teams_of_user(personas.outsider)
+    assert personas.outsider.check_password(personas.password)  # their password is untouched
+
+
+def test_staff_accounts_are_never_added_to_a_team(personas):
+    User.objects.filter(pk=personas.outsider.pk).update(is_staff=True)
+    with pytest.raises(ValidationError, match="can't be added to a team"):
+        services.invite_user(team=personas.team, email="admin@other.example", actor=personas.primary_admin)
+    assert not Membership.objects.filter(team=personas.team, user=personas.outsider).exists()
+
+
+def test_the_primary_admin_role_is_not_handed_to_someone_who_has_not_joined(personas):
+    pending = services.invite_user(team=personas.team, email="new@own.example", actor=personas.primary_admin)
+    with pytest.raises(ValidationError, match="not accepted the invitation yet"):
+        services.transfer_primary_admin(team=personas.team, to=pending, actor=personas.primary_admin)
+    assert personas.membership(personas.primary_admin).role == Role.PRIMARY_ADMIN
 
 
 def test_inviting_an_existing_member_again_is_refused_and_changes_nothing(personas):

@@ -45,6 +45,16 @@ def test_repeated_failures_lock_the_address_out_for_a_while(client, personas, se
     assert "Too many sign-in attempts" in text(response)
 
 
+def test_no_spelling_of_the_address_escapes_the_lockout(client, personas, settings):
+    spellings = ["primary@own.example", "PRIMARY@OWN.EXAMPLE", " Primary@Own.Example ", "pRiMaRy@own.example"]
+    for attempt in range(settings.AXES_FAILURE_LIMIT):
+        sign_in(client, spellings[attempt % len(spellings)], "wrong-password")
+    for spelling in spellings:
+        response = sign_in(client, spelling, personas.password)
+        assert response.status_code == 429, spelling
+    assert "_auth_user_id" not in client.session
+
+
 def test_sign_out_needs_a_post_and_ends_the_session(client, personas):
     client.force_login(personas.member)
     client.post(reverse("logout"))

@@ -96,7 +96,7 @@ def test_the_audit_trail_names_the_key_that_acted(api, keys, personas):
     event = AuditEvent.objects.get(action="pack.recorded")
     key = ApiKey.objects.get(reseller=personas.team.reseller)
     assert event.actor is None
-    assert event.actor_email == f"API key “tests” ({key.prefix}…)"
+    assert event.actor_email == f"API key “tests” ({key.prefix}…), integration"
 
 
 def test_pages_outside_the_api_still_need_a_sign_in(client):
@@ -280,3 +280,26 @@ def test_an_unexpected_failure_is_a_json_500(api, keys, monkeypatch, client):
 
     assert response.status_code == 500
     assert error_of(response)["code"] == "server_error"
+
+
+@pytest.mark.parametrize("megabytes", [3, 3.9])
+def test_a_body_up_to_the_documented_limit_is_read(api, keys, settings, megabytes):
+    padding = "x" * int(megabytes * 1024 * 1024)
+    body = json.dumps({"events": [{"id": "pad", "user": padding}]})
+    assert len(body) < settings.FLEX_API_MAX_BODY_BYTES
+
+    response = api.post("/api/v1/teams/own-team/usage-events", body=body, key=keys.team)
+
+    assert response.status_code == 200
+    assert response.json()["results"][0]["error"]["fields"]["user"] == "At most 254 characters."
+
+
+def test_a_body_over_the_documented_limit_gets_the_documented_error(api, keys, settings):
+    body = json.dumps({"events": [{"id": "pad", "user": "x" * settings.FLEX_API_MAX_BODY_BYTES}]})
+
+    response = api.post("/api/v1/teams/own-team/usage-events", body=body, key=keys.team)
+
+    assert response.status_code == 400
+    error = error_of(response)
+    assert error["code"] == "malformed"
+    assert f"larger than {settings.FLEX_API_MAX_BODY_BYTES} bytes" in error["message"]

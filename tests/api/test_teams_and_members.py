@@ -143,20 +143,15 @@ def test_the_same_role_again_changes_nothing(api, keys, personas):
     assert not AuditEvent.objects.filter(action="member.role_changed").exists()
 
 
-def test_making_a_member_primary_admin_hands_the_role_over(api, keys, personas):
-    response = api.put(member_url("secondary@own.example"), {"role": "primary_admin"}, key=keys.team)
+@pytest.mark.parametrize("email", ["secondary@own.example", "boss@own.example"])
+def test_the_primary_admin_role_is_never_handed_over_through_the_api(api, keys, personas, email):
+    response = api.put(member_url(email), {"role": "primary_admin"}, key=keys.team)
 
-    assert response.status_code == 200
-    assert personas.membership(personas.secondary_admin).role == Role.PRIMARY_ADMIN
-    assert personas.membership(personas.primary_admin).role == Role.SECONDARY_ADMIN
-
-
-def test_a_new_person_as_primary_admin_takes_over_from_the_current_one(api, keys, personas):
-    response = api.put(member_url("boss@own.example"), {"role": "primary_admin"}, key=keys.team)
-
-    assert response.status_code == 201
-    assert response.json()["role"] == "primary_admin"
-    assert personas.membership(personas.primary_admin).role == Role.SECONDARY_ADMIN
+    assert response.status_code == 403
+    assert error_of(response)["code"] == "forbidden"
+    assert personas.membership(personas.primary_admin).role == Role.PRIMARY_ADMIN
+    assert not Membership.objects.filter(user__email="boss@own.example").exists()
+    assert not AuditEvent.objects.filter(action="member.primary_admin_transferred").exists()
 
 
 def test_a_team_without_a_primary_admin_gets_one_directly(api, keys):
@@ -290,3 +285,20 @@ def test_assignments_of_another_team_are_404(api, keys, personas):
 
     assert api.put(assignment_url("member@own.example", "third"), {"products": "all"}, key=keys.team).status_code == 404
     assert api.delete(assignment_url("member@other.example", "other-team"), key=keys.team).status_code == 404
+
+
+def test_the_api_refuses_a_team_name_with_a_line_break(api, keys):
+    body = {
+        "slug": "evil",
+        "name": "Evil\nCorp",
+        "plan": "standard",
+        "time_zone": "UTC",
+        "contract_start": "2026-01-01",
+        "contract_end": "2026-12-31",
+    }
+
+    response = api.post("/api/v1/teams", body, key=keys.reseller)
+
+    assert response.status_code == 422
+    assert "line breaks" in error_of(response)["fields"]["name"]
+    assert not Team.objects.filter(slug="evil").exists()

@@ -453,3 +453,22 @@ def test_a_team_without_usage_has_empty_reports(api, keys):
     body = api.get(USAGE, key=keys.team).json()
 
     assert (body["rows"], body["last_processed_at"]) == ([], None)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("variant", "v" * 65), ("product", "p" * 65), ("id", "i" * 101), ("variant", "sim\nple"), ("user", "a\tb@x.io")],
+)
+def test_an_over_long_or_control_character_field_is_that_events_error_and_the_batch_goes_on(
+    api, keys, assigned, pack, field, value
+):
+    bad = {**job("bad-1", ago(2)), field: value}
+
+    response = api.post(EVENTS, {"events": [bad, daily("fine-1", ago(2))]}, key=keys.team)
+
+    assert response.status_code == 200
+    first, second = response.json()["results"]
+    assert (first["status"], first["error"]["code"]) == ("error", "invalid")
+    assert field in first["error"]["fields"]
+    assert second["status"] == "charged"
+    assert set(UsageEvent.objects.values_list("event_id", flat=True)) == {"fine-1"}

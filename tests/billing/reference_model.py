@@ -370,8 +370,8 @@ class FlexModel:
             return "invalid"
         if product.variants and event.variant not in product.variants:
             return "invalid"
-        if not historical and (event.ended_at or event.started_at) < now - MAX_EVENT_AGE:
-            return "event_too_old"
+        if not historical and event.started_at < now - MAX_EVENT_AGE:
+            return "event_too_old"  # live: every charge of the event lies within the age limit
         return ""
 
     def _charge(self, event: Event, *, now: datetime, historical: bool) -> list[Charge]:

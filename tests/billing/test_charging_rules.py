@@ -526,8 +526,9 @@ def test_balance_never_goes_negative(buy, log):
     assert_ledger_balances()
 
 
-def test_a_denied_window_recharge_stops_further_charges_of_that_session(buy, log):
+def test_a_denied_window_recharge_stops_further_charges_of_that_session(buy, log, settings):
     """Choice: the event is "charged" if any window was; the reason names the denial."""
+    settings.FLEX_MAX_EVENT_AGE_HOURS = 200  # a live session may then run for 100 hours
     pack = buy(15)
     result = log("autocad", T0, T0 + 100 * H)  # four windows wanted, tokens for two
     assert [c["status"] for c in result["charges"]] == ["charged", "charged", "denied"]
@@ -578,6 +579,26 @@ def test_event_older_than_max_age_is_refused_event_too_old(team, buy, log, setti
     assert log("generative-design", T0 - 3 * H, now=T0)["error"]["code"] == "event_too_old"
     assert UsageEvent.objects.count() == 1
     assert_ledger_balances()
+
+
+def test_a_live_session_that_started_before_the_age_limit_is_refused_whole(team, buy, log):
+    buy(1000)
+    long_ago = log("autocad", T0 - 20 * 24 * H, T0 - H, now=T0)
+
+    assert (long_ago["status"], long_ago["error"]["code"]) == ("error", "event_too_old")
+    assert long_ago["error"]["fields"] == {"started_at": "Too old for the live API."}
+    assert "started more than 48 hours ago" in long_ago["error"]["message"]
+    assert not UsageEvent.objects.exists() and not UsageRollup.objects.exists()
+    # The same session through the historical import is charged a window per day.
+    session = {
+        "id": "long",
+        "user": "member@own.example",
+        "product": "autocad",
+        "started_at": (T0 - 20 * 24 * H).isoformat(),
+        "ended_at": (T0 - H).isoformat(),
+    }
+    replayed = services.log_usage(team=team, events=[session], now=T0, historical=True)[0]
+    assert (replayed["status"], len(replayed["charges"])) == ("charged", 20)
 
 
 def test_historical_import_accepts_old_events(team, buy):

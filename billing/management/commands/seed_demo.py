@@ -71,7 +71,7 @@ class Command(BaseCommand):
                 user, n = self._user(email, first, last)
                 created += n
                 if not Membership.objects.filter(team=team, user=user).exists():
-                    services.invite_user(team=team, email=email, role=role, actor=primary, notify=False)
+                    services.invite_user(team=team, email=email, role=role, actor=primary, notify=False, consented=True)
                     created += 1
                 if role == "primary_admin":
                     primary = user
