@@ -1,4 +1,7 @@
 // Small progressive enhancements; every page works without JavaScript.
+// The Content-Security-Policy allows scripts from this site only: no inline <script>, no
+// onclick="" and no javascript: links. Templates mark elements with data attributes and
+// the behaviour is wired up here.
 document.addEventListener("DOMContentLoaded", () => {
   // The navigation toggle on narrow screens.
   const toggle = document.querySelector(".nav-toggle");
@@ -23,6 +26,30 @@ document.addEventListener("DOMContentLoaded", () => {
   document.addEventListener("click", (event) => {
     menus.forEach((menu) => {
       if (menu.open && !menu.contains(event.target)) menu.open = false;
+    });
+  });
+
+  // A read-only field whose whole value is meant to be copied (a new API key):
+  // <input data-select-on-focus> selects everything when it takes focus.
+  document.querySelectorAll("[data-select-on-focus]").forEach((input) => {
+    input.addEventListener("focus", () => input.select());
+  });
+  // A copy button: <button data-copy-from="input id" data-copy-status="status id" hidden>.
+  // It shows only where the clipboard API is there (it needs HTTPS, or localhost);
+  // elsewhere the value is selected and copied by hand.
+  document.querySelectorAll("button[data-copy-from]").forEach((button) => {
+    const input = document.getElementById(button.dataset.copyFrom);
+    const status = document.getElementById(button.dataset.copyStatus);
+    if (!input || !navigator.clipboard) return;
+    button.hidden = false;
+    button.addEventListener("click", async () => {
+      try {
+        await navigator.clipboard.writeText(input.value);
+        if (status) status.textContent = "Copied to the clipboard.";
+      } catch {
+        input.focus();
+        if (status) status.textContent = "Couldn't copy. The key is selected: copy it with Ctrl+C (⌘C on a Mac).";
+      }
     });
   });
 });
