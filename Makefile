@@ -58,4 +58,4 @@ fmt: install
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) staticfiles test-output .pytest_cache .ruff_cache .hypothesis celerybeat-schedule*
+	rm -rf $(VENV) staticfiles test-output .pytest_cache .ruff_cache .hypothesis .schemathesis celerybeat-schedule*
