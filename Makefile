@@ -14,7 +14,7 @@ help:
 	@echo "make run    - install, migrate, seed the demo, serve http://$(HOST):$(PORT)"
 	@echo "             (with REDIS_URL set, also a Celery worker and beat: see Procfile)"
 	@echo "make test   - run the whole test suite (SQLite, tasks in-process)"
-	@echo "make lint   - ruff"
+	@echo "make lint   - ruff, and import-linter (the layers in pyproject.toml)"
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "FlexAdmin needs Python 3.11 or newer (found %s)" % sys.version.split()[0])'
@@ -53,10 +53,11 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 fmt: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) staticfiles test-output .pytest_cache .ruff_cache .hypothesis celerybeat-schedule*
+	rm -rf $(VENV) staticfiles test-output .pytest_cache .ruff_cache .hypothesis .schemathesis .import_linter_cache celerybeat-schedule*

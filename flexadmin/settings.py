@@ -104,8 +104,18 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache and Celery: Redis when REDIS_URL is set, in-process otherwise -------------
 REDIS_URL = env("REDIS_URL", default="")
+# Prepended to every Redis key and channel this installation uses (broker, results, cache), so
+# that two installations or two CI runs can share one Redis database without seeing, or
+# deleting, each other's keys. Empty: keys as Celery and Django name them.
+FLEX_REDIS_PREFIX = env("FLEX_REDIS_PREFIX", default="")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": FLEX_REDIS_PREFIX,
+        }
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -149,6 +159,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": FLEX_CELERY_VISIBILITY_TIMEOUT,
 }
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5}
+if FLEX_REDIS_PREFIX:
+    # kombu prefixes the queues, its bookkeeping keys and the pub/sub channels (so remote
+    # control, e.g. a ping, reaches only this installation's workers); the result backend
+    # prefixes its celery-task-meta-* keys.
+    CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = FLEX_REDIS_PREFIX
+    CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS["global_keyprefix"] = FLEX_REDIS_PREFIX
 
 # The beat schedule lives here and nowhere else; docs/operations.md says what each job does
 # when Redis or the worker is down. Every job catches up on whatever it missed, so a run

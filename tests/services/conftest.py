@@ -2,21 +2,84 @@
 
 Without the service such a test skips with the reason; CI sets FLEX_REQUIRE_SERVICES=1,
 which turns every skip into a failure (tests/conftest.py).
+
+Every worker and beat the tests start runs in a process group of its own and is stopped by
+that group (SIGTERM, then SIGKILL), never by a name or pattern. With FLEX_CI_PIDS_DIR set
+(.ci/run sets it), each group is also recorded there, one file named by the group id, so
+that .ci/run can stop exactly those groups if pytest dies before its teardown.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import shlex
+import signal
 import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
+from typing import IO
 
 import pytest
 from django.conf import settings
 
 ROOT = Path(__file__).resolve().parents[2]
+PIDS_DIR = os.environ.get("FLEX_CI_PIDS_DIR", "")
+
+
+# --- Processes: started in a group of their own, stopped by that group ---------------------------
+
+
+def start_process(args: list[str], *, env: dict[str, str], log: IO) -> subprocess.Popen:
+    """Start ``args`` in a new session, and so a new process group whose id is its pid, and
+    record that group in FLEX_CI_PIDS_DIR when it is set."""
+    process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    if PIDS_DIR:
+        (Path(PIDS_DIR) / str(process.pid)).write_text(shlex.join(args) + "\n")
+    return process
+
+
+def exit_status(process: subprocess.Popen) -> int | None:
+    """The exit status (negative: the signal) once the process has ended, else None, without
+    reaping it: until it is reaped its pid, and so its group id, cannot be reused, so the group
+    can still be signalled without any risk of reaching someone else's processes."""
+    if process.returncode is not None:
+        return process.returncode
+    info = os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    if info is None:
+        return None
+    return info.si_status if info.si_code == os.CLD_EXITED else -info.si_status
+
+
+def signal_group(process: subprocess.Popen, sig: int) -> None:
+    if process.returncode is None:  # not reaped yet: the group id is still this process's
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+
+
+def stop_process(process: subprocess.Popen, grace: float = 20.0) -> None:
+    """SIGTERM the process group, wait up to ``grace`` seconds for its leader, SIGKILL whatever
+    is left of the group, reap the leader and drop the record."""
+    signal_group(process, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while exit_status(process) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    signal_group(process, signal.SIGKILL)
+    process.wait(timeout=grace)
+    forget_process(process)
+
+
+def forget_process(process: subprocess.Popen) -> None:
+    if PIDS_DIR:
+        (Path(PIDS_DIR) / str(process.pid)).unlink(missing_ok=True)
+
+
+def redis_glob_escape(text: str) -> str:
+    """``text`` matched literally in a Redis SCAN MATCH pattern."""
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +103,7 @@ def celery_worker_process(redis_url):
     name = f"test-{uuid.uuid4().hex[:8]}@%h"
     (ROOT / "test-output").mkdir(exist_ok=True)
     log = open(ROOT / "test-output" / "celery-worker.log", "w")  # noqa: SIM115 (closed at teardown)
-    process = subprocess.Popen(
+    process = start_process(
         [
             sys.executable,
             "-m",
@@ -56,27 +119,22 @@ def celery_worker_process(redis_url):
             "--without-gossip",
             "--without-mingle",
         ],
-        cwd=ROOT,
         env={**os.environ, "REDIS_URL": redis_url},
-        stdout=log,
-        stderr=subprocess.STDOUT,
+        log=log,
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"The Celery worker exited with {process.returncode}; see test-output/celery-worker.log")
-        if app.control.ping(timeout=1.0):
-            break
-    else:
-        process.kill()
-        pytest.fail("The Celery worker did not answer a ping within 60 s")
-    yield process
-    process.terminate()
     try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if (status := exit_status(process)) is not None:
+                pytest.fail(f"The Celery worker exited with {status}; see test-output/celery-worker.log")
+            if app.control.ping(timeout=1.0):
+                break
+        else:
+            pytest.fail("The Celery worker did not answer a ping within 60 s")
+        yield process
+    finally:
+        stop_process(process)
+        log.close()
 
 
 @pytest.fixture
@@ -136,14 +194,8 @@ class CeleryProcesses:
     def _start(self, name: str, args: list[str], env: dict[str, str] | None) -> subprocess.Popen:
         log = open(ROOT / "test-output" / f"celery-{name}.log", "w")  # noqa: SIM115 (closed in stop)
         self.logs.append(log)
-        process = subprocess.Popen(
-            [sys.executable, "-m", "celery", *args],
-            cwd=ROOT,
-            env={**self.env, **(env or {})},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: a SIGKILL reaches all of it
-        )
+        # Its own process group: a signal reaches all of it, and nothing else.
+        process = start_process([sys.executable, "-m", "celery", *args], env={**self.env, **(env or {})}, log=log)
         self.processes[name] = process
         return process
 
@@ -161,8 +213,8 @@ class CeleryProcesses:
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            if process.poll() is not None:
-                pytest.fail(f"The Celery worker exited with {process.returncode}; see test-output/celery-{name}.log")
+            if (status := exit_status(process)) is not None:
+                pytest.fail(f"The Celery worker exited with {status}; see test-output/celery-{name}.log")
             if app.control.ping(destination=[hostname], timeout=1.0):
                 return process
         pytest.fail(f"The Celery worker {name} did not answer a ping within 60 s")
@@ -181,20 +233,13 @@ class CeleryProcesses:
 
     def kill(self, name: str) -> None:
         """SIGKILL: no clean shutdown, no acknowledgement, nothing handed back."""
-        import signal
-
         process = self.processes.pop(name)
-        os.killpg(process.pid, signal.SIGKILL)
+        signal_group(process, signal.SIGKILL)
         process.wait(timeout=20)
+        forget_process(process)
 
     def stop(self, name: str) -> None:
-        process = self.processes.pop(name)
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=20)
+        stop_process(self.processes.pop(name))
 
     def emails(self) -> list[str]:
         return [path.read_text() for path in sorted(self.mail_dir.iterdir())]
@@ -206,8 +251,13 @@ class CeleryProcesses:
             log.close()
         import redis
 
+        # The queue, its priority lists and kombu's bindings for it, all under this
+        # installation's FLEX_REDIS_PREFIX (settings: kombu's global_keyprefix).
         client = redis.Redis.from_url(self.redis_url)
-        client.delete(self.queue, *[f"{self.queue}\x06\x16{n}" for n in range(10)])
+        pattern = f"{redis_glob_escape(settings.FLEX_REDIS_PREFIX)}*{redis_glob_escape(self.queue)}*"
+        keys = list(client.scan_iter(match=pattern, count=1000))
+        if keys:
+            client.delete(*keys)
 
 
 @pytest.fixture
