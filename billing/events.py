@@ -21,13 +21,11 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.conf import settings
-from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from billing.models import ChargeType
 from billing.rates import RateBook
 from core.money import CENT
-from core.validators import CONTROL, has_bad_text, in_range, odd_offset
+from core.validators import CONTROL, has_bad_text, read_time
 
 MAX_BATCH = 1000
 # Clocks drift: an event may start up to this far past the server's now.
@@ -125,60 +123,33 @@ def _text(raw: dict, name: str, *, required: bool, max_length: int, problems: li
     return value
 
 
+# Stored in UTC: an offset no place uses, or a time that can't be expressed in UTC between
+# 2000 and 2100, is refused here instead of failing in the database.
+TIME_PROBLEMS = {
+    "invalid": ("Not an ISO 8601 time.", f"is not an ISO 8601 time (e.g. {EXAMPLE_TIME})."),
+    "naive": ("A time zone offset is required.", "has no time zone offset (add one, e.g. +00:00)."),
+    "offset": (
+        "The offset must be whole minutes between -14:00 and +14:00 (e.g. +01:00).",
+        "has an offset that is not whole minutes within ±14:00.",
+    ),
+    "range": ("Out of range: years 2000 to 2100, offset within ±14:00.", "is out of range (years 2000 to 2100)."),
+}
+
+
 def _time(raw: dict, name: str, *, required: bool, problems: list[Problem]) -> datetime | None:
     value = raw.get(name)
     if value is None or value == "":
         if required:
             problems.append(Problem(name, "Required.", f"{name} is missing."))
         return None
-    shown = value if isinstance(value, str) else str(value)
-    if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, str) and len(value) <= 64:
-        try:
-            moment = parse_datetime(value.strip())
-        except ValueError:
-            moment = None
-        if moment is None:
-            problems.append(
-                Problem(
-                    name,
-                    "Not an ISO 8601 time.",
-                    f"{name} “{shown[:64]}” is not an ISO 8601 time (e.g. {EXAMPLE_TIME}).",
-                )
-            )
-            return None
-    else:
+    if not isinstance(value, str | datetime):
         problems.append(Problem(name, "Must be a string.", f"{name} must be an ISO 8601 time (e.g. {EXAMPLE_TIME})."))
         return None
-    if timezone.is_naive(moment):
-        problems.append(
-            Problem(
-                name,
-                "A time zone offset is required.",
-                f"{name} “{shown}” has no time zone offset (add one, e.g. +00:00).",
-            )
-        )
-        return None
-    # Stored in UTC: an offset no place uses, or a time that can't be expressed in UTC
-    # between 2000 and 2100, is refused here instead of failing in the database.
-    if odd_offset(moment):
-        problems.append(
-            Problem(
-                name,
-                "The offset must be whole minutes between -14:00 and +14:00 (e.g. +01:00).",
-                f"{name} “{shown}” has an offset that is not whole minutes within ±14:00.",
-            )
-        )
-        return None
-    if not in_range(moment):
-        problems.append(
-            Problem(
-                name,
-                "Out of range: years 2000 to 2100, offset within ±14:00.",
-                f"{name} “{shown}” is out of range (years 2000 to 2100).",
-            )
-        )
+    shown = value if isinstance(value, str) else value.isoformat()
+    moment, problem = read_time(value)
+    if problem:
+        short, sentence = TIME_PROBLEMS[problem]
+        problems.append(Problem(name, short, f"{name} “{shown[:64]}” {sentence}"))
         return None
     return moment.astimezone(UTC)
 

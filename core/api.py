@@ -27,7 +27,6 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
@@ -39,7 +38,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.exceptions import Conflict
-from core.validators import in_range, odd_offset
+from core.validators import odd_offset, read_time
 
 logger = logging.getLogger(__name__)
 
@@ -242,22 +241,9 @@ class AwareDateTimeField(serializers.DateTimeField):
     }
 
     def to_internal_value(self, value: Any) -> datetime:
-        moment = None
-        if isinstance(value, datetime):
-            moment = value
-        elif isinstance(value, str) and len(value) <= 64:
-            try:
-                moment = parse_datetime(value.strip())
-            except ValueError:
-                moment = None
-        if moment is None:
-            self.fail("invalid")
-        if timezone.is_naive(moment):
-            self.fail("naive")
-        if odd_offset(moment):
-            self.fail("offset")
-        if not in_range(moment):
-            self.fail("range")
+        moment, problem = read_time(value)
+        if problem:
+            self.fail(problem)
         return moment
 
     def to_representation(self, value: datetime | None) -> str | None:

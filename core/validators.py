@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.utils.dateparse import parse_datetime
 
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
@@ -41,6 +42,30 @@ def in_range(moment: datetime) -> bool:
         return EARLIEST <= moment < LATEST
     except OverflowError:
         return False
+
+
+def read_time(value: Any) -> tuple[datetime | None, str | None]:
+    """An aware time from a ``datetime`` or an ISO 8601 string, and what is wrong with it:
+    None, or "invalid" (no time), "naive" (no offset), "offset" (``odd_offset``) or "range"
+    (outside 2000 to 2100). The API's time field and the usage-event validator both read
+    times this way."""
+    moment = None
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str) and len(value) <= 64:
+        try:
+            moment = parse_datetime(value.strip())
+        except ValueError:
+            moment = None
+    if moment is None:
+        return None, "invalid"
+    if moment.utcoffset() is None:
+        return moment, "naive"
+    if odd_offset(moment):
+        return moment, "offset"
+    if not in_range(moment):
+        return moment, "range"
+    return moment, None
 
 
 def storable_time(moment: datetime) -> bool:
