@@ -1,6 +1,6 @@
 """API keys at the door of the HTTP API: who is calling, and how often.
 
-Kept apart from ``flexadmin.api`` (the views' shared code) because DRF imports the classes
+Kept apart from ``accounts.api_base`` (the views' shared base) because DRF imports the classes
 named in settings while it loads its own views: this module must not import those.
 """
 

@@ -5,7 +5,7 @@ model-based test (``test_model_based.py``) drives the real services and this mod
 the same operations and compares what they say after every step.
 
 Where domain.md is silent the model follows the choices documented in
-``billing/services.py``:
+docs/charging.md and ``billing/charging.py``:
 
 - Events of one batch are charged in time order (``started_at``, then position in the
   batch); results come back in input order. An id stored by an earlier batch replays its
