@@ -56,7 +56,7 @@ class PackTable(tables.Table):
         fields = ("reference", "tokens", "remaining", "purchased_at", "expires_at", "days_left", "state")
         # Active packs first, in the order they pay; then depleted, then expired ones.
         order_by = ("state",)
-        attrs = {"class": "table"}
+        attrs = {"class": "table table-billing"}
         empty_text = "No packs match this filter."
 
     def __init__(self, *args, now: datetime, **kwargs) -> None:
@@ -99,12 +99,12 @@ class TokenEventTable(tables.Table):
     kind = tables.Column(verbose_name="Event")
     pack = tables.Column(verbose_name="Pack", accessor="pack__reference", order_by=("pack__reference", "-at"))
     amount = tables.Column(verbose_name="Tokens", attrs={"th": {"class": "num"}, "td": {"class": "num"}})
-    details = tables.Column(verbose_name="Details", empty_values=(), orderable=False)
+    details = tables.Column(verbose_name="Details", empty_values=(), orderable=False, attrs={"td": {"class": "wrap"}})
 
     class Meta:
         model = LedgerEntry
         fields = ("at", "kind", "pack", "amount", "details")
-        attrs = {"class": "table"}
+        attrs = {"class": "table table-billing"}
         empty_text = "No token events match this filter."
 
     def render_kind(self, record: LedgerEntry) -> str:
@@ -137,7 +137,7 @@ class ProductUsageTable(tables.Table):
     last_12_months = TokensColumn(verbose_name="Last 12 months")
 
     class Meta:
-        attrs = {"class": "table"}
+        attrs = {"class": "table table-billing"}
         orderable = False
         empty_text = "You have not used any Flex product in the last 12 months."
 
@@ -149,5 +149,5 @@ class MonthUsageTable(tables.Table):
     tokens = TokensColumn(verbose_name="Tokens")
 
     class Meta:
-        attrs = {"class": "table table-compact"}
+        attrs = {"class": "table table-compact table-billing"}
         orderable = False

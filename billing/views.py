@@ -93,10 +93,11 @@ def my_usage(request: HttpRequest, access: TeamAccess) -> HttpResponse:
     top = max((tokens for _, tokens in usage.months), default=0)
     bars = []
     for i, (month, tokens) in enumerate(usage.months):
-        # The chart's plot is 100 units high (y 8 to 108); SVG attributes want dot decimals.
+        # The chart's plot is 360 units wide, a bar every 30, and 100 high (y 8 to 108); SVG
+        # attributes want dot decimals.
         height = tokens / top * 100 if top else 0
         bars.append(
-            {"month": month, "tokens": tokens, "x": 7 + i * 50, "y": f"{108 - height:.1f}", "height": f"{height:.1f}"}
+            {"month": month, "tokens": tokens, "x": 5 + i * 30, "y": f"{108 - height:.1f}", "height": f"{height:.1f}"}
         )
     return render(
         request,
