@@ -28,6 +28,7 @@ class Perm(StrEnum):
     MANAGE_SETTINGS = "manage_settings"
     VIEW_AUDIT = "view_audit"
     MANAGE_API_KEYS = "manage_api_keys"
+    VIEW_BILLING = "view_billing"
 
 
 PERM_DESCRIPTIONS = {
@@ -37,13 +38,22 @@ PERM_DESCRIPTIONS = {
     Perm.MANAGE_SETTINGS: "change the team's settings",
     Perm.VIEW_AUDIT: "see the team's activity log",
     Perm.MANAGE_API_KEYS: "manage the team's API keys",
+    Perm.VIEW_BILLING: "see the team's token balance, packs and token events",
 }
 
-_ADMIN = {Perm.VIEW_TEAM, Perm.MANAGE_MEMBERS, Perm.MANAGE_SETTINGS, Perm.VIEW_AUDIT, Perm.MANAGE_API_KEYS}
+_ADMIN = {
+    Perm.VIEW_TEAM,
+    Perm.MANAGE_MEMBERS,
+    Perm.MANAGE_SETTINGS,
+    Perm.VIEW_AUDIT,
+    Perm.MANAGE_API_KEYS,
+    Perm.VIEW_BILLING,
+}
 ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
     Role.PRIMARY_ADMIN: frozenset(_ADMIN | {Perm.TRANSFER_PRIMARY_ADMIN}),
     Role.SECONDARY_ADMIN: frozenset(_ADMIN),
-    Role.REPORT_VIEWER: frozenset({Perm.VIEW_TEAM}),
+    # Managers watch balances and reports; they change nothing (domain.md "People").
+    Role.REPORT_VIEWER: frozenset({Perm.VIEW_TEAM, Perm.VIEW_BILLING}),
     Role.MEMBER: frozenset({Perm.VIEW_TEAM}),
 }
 
@@ -185,6 +195,9 @@ def navigation(request: HttpRequest, access: TeamAccess | None = None) -> list[N
                 Perm.MANAGE_MEMBERS,
                 ("accounts:member-list", "accounts:member-detail", "accounts:member-invite", "accounts:member-import"),
             ),
+            # Billing's pages, named by their URL names only (accounts never imports billing).
+            ("Billing & Orders", "billing:tokens", "billing", Perm.VIEW_BILLING, ("billing:tokens",)),
+            ("My usage", "billing:my-usage", "usage", Perm.VIEW_TEAM, ("billing:my-usage",)),
             (
                 "Settings",
                 "accounts:team-settings",

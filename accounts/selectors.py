@@ -77,7 +77,8 @@ def member_for_team(*, team: Team, pk: int) -> Membership | None:
 
 
 def team_admins(*, team: Team) -> list[Membership]:
-    admins = Membership.objects.filter(team=team, role__in=ADMIN_ROLES).select_related("user")
+    # The invitation too: display_name asks it (one query per admin otherwise).
+    admins = Membership.objects.filter(team=team, role__in=ADMIN_ROLES).select_related("user", "invitation")
     # The primary admin first, then secondary admins by name.
     return sorted(admins, key=lambda m: (m.role != Role.PRIMARY_ADMIN, m.user.get_full_name().lower()))
 

@@ -146,16 +146,20 @@ class BalanceCheck:
     is_low: bool
 
 
-def low_balance_check(*, team: Team) -> BalanceCheck:
+def low_balance_check(*, team: Team, tokens: dict | None = None) -> BalanceCheck:
     """Is the team's balance below its threshold now?
 
     Percent: the available tokens against the tokens of the team's *active* packs, as the
     Balances donut counts them (``team_balance``: available + used of packs valid now and
     holding tokens). Tokens: the available tokens against that number. A team that holds
     no tokens at all is low whatever the threshold (its last pack ran out or expired).
+
+    ``tokens``: the ``"tokens"`` part of a ``team_balance`` the caller already read (the
+    Balances page and the home card), so that the balance is not read twice.
     """
     alert_settings = account_selectors.alert_settings_of_team(team=team)
-    tokens = team_balance(team=team)["tokens"]
+    if tokens is None:
+        tokens = team_balance(team=team)["tokens"]
     available, purchased = tokens["available"], tokens["purchased"]
     if alert_settings.low_balance_unit == ThresholdUnit.TOKENS:
         limit = Decimal(alert_settings.low_balance_value)

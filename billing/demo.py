@@ -25,29 +25,29 @@ TOKENS_START = date(2022, 3, 29)  # desktop products are paid in tokens from thi
 class TeamPlan:
     slug: str
     credits: Decimal  # legacy cloud credits granted on START
-    packs: list[tuple[date, int]]  # (purchase day, tokens)
+    # Packs are placed relative to the day the demo is seeded, so that whenever it is
+    # seeded the Flex tokens page shows a recent purchase, a pack expiring within 90 days
+    # and, within the last 90 days, one that expired with tokens left: ``recent`` are
+    # (days before the seed day, tokens), newest first; before them a pack every
+    # ``PACK_EVERY_DAYS`` of ``older_tokens`` (cycled) back to TOKENS_START, which has one.
+    recent: list[tuple[int, int]]
+    older_tokens: list[int]
     daily_products: list[str]
     busy: float  # chance a member works with a desktop product on a working day
     unassigned: tuple[str, ...]  # members without a Flex assignment (their launches are denied)
     only: dict[str, list[str]]  # members assigned to a list of products only
 
 
+PACK_EVERY_DAYS = 182
+# A pay-per-result job that failed is refunded (by the vendor's support) at the end of its week.
+FAILED_JOB_CHANCE = 0.2
+
 PLANS = [
     TeamPlan(
         slug="acme-engineering",
         credits=Decimal("400"),
-        packs=[
-            (date(2022, 3, 29), 2500),
-            (date(2022, 9, 26), 2500),
-            (date(2023, 3, 20), 2500),
-            (date(2023, 9, 12), 2500),
-            (date(2024, 3, 18), 2500),
-            (date(2024, 9, 16), 2000),
-            (date(2025, 3, 17), 3000),
-            (date(2025, 9, 22), 2500),
-            (date(2026, 3, 16), 2500),
-            (date(2026, 9, 14), 2500),
-        ],
+        recent=[(24, 2500), (296, 1500), (423, 3000)],
+        older_tokens=[2000, 2500, 2000, 2500],
         daily_products=["autocad", "autocad", "civil-3d", "navisworks"],
         busy=0.3,
         unassigned=("gus.olsen@acme.example",),
@@ -56,24 +56,25 @@ PLANS = [
     TeamPlan(
         slug="globex-design",
         credits=Decimal("900"),
-        packs=[
-            (date(2022, 3, 29), 3000),
-            (date(2022, 9, 1), 2500),
-            (date(2023, 3, 1), 3000),
-            (date(2023, 8, 15), 3000),
-            (date(2024, 2, 20), 4000),
-            (date(2024, 8, 20), 3000),
-            (date(2025, 2, 18), 4000),
-            (date(2025, 8, 19), 3500),
-            (date(2026, 2, 17), 4000),
-            (date(2026, 8, 18), 3500),
-        ],
+        recent=[(41, 4000), (310, 2000), (402, 4000)],
+        older_tokens=[3500, 3000, 3500, 3000],
         daily_products=["revit", "revit", "autocad", "inventor"],
         busy=0.45,
         unassigned=(),
         only={"marco.rossi@globex.example": ["revit", "cfd-simulation", "cloud-rendering"]},
     ),
 ]
+
+
+def pack_schedule(plan: TeamPlan, *, today: date) -> list[tuple[date, int]]:
+    """The plan's purchases (day, tokens), oldest first, for a demo seeded on ``today``."""
+    packs = [(today - timedelta(days=age), tokens) for age, tokens in plan.recent]
+    age, n = plan.recent[-1][0] + PACK_EVERY_DAYS, 0
+    while today - timedelta(days=age) > TOKENS_START + timedelta(days=PACK_EVERY_DAYS // 2):
+        packs.append((today - timedelta(days=age), plan.older_tokens[n % len(plan.older_tokens)]))
+        age, n = age + PACK_EVERY_DAYS, n + 1
+    packs.append((TOKENS_START, plan.older_tokens[n % len(plan.older_tokens)]))
+    return sorted(p for p in packs if p[0] >= TOKENS_START)
 
 
 def _local(day: date, hour: float, tz) -> datetime:
@@ -130,6 +131,7 @@ def _events(team: Team, plan: TeamPlan, members: list[str], until: date, rng: ra
                     "variant": rng.choice(["simple", "simple", "moderate", "complex"]),
                     "started_at": _local(day, 14 + rng.random() * 3, tz),
                     "quantity": rng.choice([1, 1, 2]),
+                    "failed": rng.random() < FAILED_JOB_CHANCE,
                 }
             if rng.random() < 0.015:
                 serial += 1
@@ -184,7 +186,12 @@ def seed_usage(*, until: datetime | None = None, progress: Callable[[int, str], 
             services.assign_flex(
                 team=team, user=membership.user, products=plan.only.get(email, "all"), actor=actor, at=start_at
             )
-        purchases = [(_local(day, 10, team.tz), tokens) for day, tokens in plan.packs]
+        today = timezone.localtime(until, team.tz).date()
+        purchases = [
+            (_local(day, 10, team.tz), tokens)
+            for day, tokens in pack_schedule(plan, today=today)
+            if team.contract_start <= day <= team.contract_end
+        ]
         events = list(_events(team, plan, members, timezone.localtime(until, team.tz).date(), rng))
         events = [e for e in events if (e.get("ended_at") or e["started_at"]) <= until]
         # Replay week by week: purchases and expiries happen as the clock passes them.
@@ -208,13 +215,17 @@ def seed_usage(*, until: datetime | None = None, progress: Callable[[int, str], 
                 for chunk_start in range(0, len(week), 1000):
                     chunk = [
                         {
-                            **e,
+                            **{k: v for k, v in e.items() if k != "failed"},
                             "started_at": e["started_at"].isoformat(),
                             **({"ended_at": e["ended_at"].isoformat()} if e.get("ended_at") else {}),
                         }
                         for e in week[chunk_start : chunk_start + 1000]
                     ]
-                    services.log_usage(team=team, events=chunk, now=week_end, historical=True)
+                    results = services.log_usage(team=team, events=chunk, now=week_end, historical=True)
+                    charged = {r["id"] for r in results if r["status"] == "charged"}
+                    for e in week[chunk_start : chunk_start + 1000]:
+                        if e.get("failed") and e["id"] in charged:
+                            services.refund_usage(team=team, event_id=e["id"], now=min(week_end, until))
                 total += len(week)
                 services.expire_packs(now=min(week_end, until))
                 services.expire_cloud_credits(now=min(week_end, until))

@@ -44,6 +44,17 @@ def pack_status(*, expires_at: datetime, closed: bool, remaining: Decimal, at: d
     return PackStatus.ACTIVE
 
 
+def pack_status_expression(*, at: datetime) -> models.Case:
+    """``pack_status`` as a database expression, for filtering and sorting packs by status
+    (the Flex tokens page). The same rule, word for word: keep the two together."""
+    return models.Case(
+        models.When(Q(expired_at__isnull=False) | Q(expires_at__lte=at), then=models.Value(PackStatus.EXPIRED)),
+        models.When(remaining__lte=0, then=models.Value(PackStatus.DEPLETED)),
+        default=models.Value(PackStatus.ACTIVE),
+        output_field=models.CharField(max_length=20),
+    )
+
+
 def money_field(**kwargs) -> models.DecimalField:
     """Tokens and credits: decimals with two places, never floats."""
     return models.DecimalField(max_digits=14, decimal_places=2, **kwargs)

@@ -1,4 +1,4 @@
-"""Reads of the billing data: balances and the ledger check.
+"""Reads of the billing data: balances, the ledger check, the Flex tokens page and My usage.
 
 Everything here is computed with a fixed number of aggregate queries, whatever the number
 of packs, entries or events (no per-row queries).
@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
+from enum import StrEnum
 
 from django.conf import settings
 from django.db.models import (
@@ -24,7 +25,7 @@ from django.db.models import (
     When,
     prefetch_related_objects,
 )
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, TruncDate, TruncMonth
 from django.utils import timezone
 
 from accounts.models import Team
@@ -33,12 +34,16 @@ from billing.models import (
     CloudCreditBalance,
     EntryKind,
     EventStatus,
+    FlexAssignment,
     LedgerEntry,
+    PackStatus,
     Rate,
     TokenPack,
     UsageEvent,
     UsageRollup,
     pack_status,
+    pack_status_expression,
+    pay_order_key,
 )
 from core.money import ZERO
 from core.money import to_cents as _money
@@ -411,3 +416,306 @@ def rates_in_force(*, at: datetime | None = None) -> list[Rate]:
     rates = list(current.values())
     prefetch_related_objects(rates, "variants")
     return rates
+
+
+# --- The Flex tokens page (Billing & Orders) ------------------------------------------------------
+
+# How far back the run-out forecast looks, and how many days of that window must have usage
+# before a forecast is made: a burn rate from two busy days says little about the months ahead.
+FORECAST_WINDOW_DAYS = 30
+FORECAST_MIN_USAGE_DAYS = 7
+# The token events the page lists: how tokens came and went, not each launch (usage is in
+# the reports). domain.md "Reports: Balances": token events of the last 90 days.
+TOKEN_EVENT_KINDS = (
+    EntryKind.PURCHASE,
+    EntryKind.EXPIRY,
+    EntryKind.MOVE_IN,
+    EntryKind.MOVE_OUT,
+    EntryKind.REFUND,
+    EntryKind.ADJUSTMENT,
+)
+TOKEN_EVENT_DAYS = 90
+# Packs that expire within this many days are highlighted (and announced: alerts.REMINDER_DAYS).
+EXPIRING_SOON_DAYS = 90
+
+
+class ForecastStatus(StrEnum):
+    OK = "ok"
+    NO_TOKENS = "no_tokens"  # nothing left to run out of
+    TOO_LITTLE_USAGE = "too_little_usage"  # fewer than FORECAST_MIN_USAGE_DAYS days with usage
+    NO_BURN = "no_burn"  # refunds cancel the window's usage out
+
+
+@dataclass(frozen=True)
+class UnusedExpiry:
+    """Tokens of one pack that the forecast burn does not reach before the pack expires."""
+
+    reference: str
+    expires_at: datetime
+    tokens: Decimal
+
+
+@dataclass
+class RunOutForecast:
+    """When the balance reaches zero at the recent burn rate (domain.md "What no peer does").
+
+    ``burn_per_day`` is the net usage (usage minus refunds, tokens only) of the window
+    divided by its ``FORECAST_WINDOW_DAYS`` days. The simulation spends it from the active
+    packs in the order they pay (``PAY_ORDER``: earliest expiry, smallest, oldest), pack by
+    pack: a pack that the burn does not empty before its expiry loses the rest to expiry
+    (``expiring_unused``) and the burn moves on to the next pack. ``runs_out_at`` is when
+    the last active pack is empty or expired; ``ends_by_expiry`` says which.
+    """
+
+    status: ForecastStatus
+    now: datetime
+    window_start: datetime
+    days_with_usage: int
+    net_used: Decimal
+    burn_per_day: Decimal  # two places, for showing; the simulation uses the exact quotient
+    available: Decimal
+    runs_out_at: datetime | None = None
+    ends_by_expiry: bool = False
+    expiring_unused: list[UnusedExpiry] = field(default_factory=list)
+
+    window_days: int = FORECAST_WINDOW_DAYS
+    min_usage_days: int = FORECAST_MIN_USAGE_DAYS
+
+    @property
+    def ok(self) -> bool:
+        return self.status == ForecastStatus.OK
+
+    @property
+    def total_unused(self) -> Decimal:
+        return _money(sum((u.tokens for u in self.expiring_unused), ZERO))
+
+
+def _days(delta: timedelta) -> Decimal:
+    """A duration in days, exactly (no float)."""
+    return (Decimal(delta.days * 86_400 + delta.seconds) + Decimal(delta.microseconds) / 1_000_000) / 86_400
+
+
+def _duration(days: Decimal) -> timedelta:
+    return timedelta(microseconds=int((days * 86_400_000_000).to_integral_value()))
+
+
+def run_out_forecast(*, team: Team, now: datetime | None = None) -> RunOutForecast:
+    """The run-out forecast of the Flex tokens page. Two queries, whatever the size of the
+    ledger: the window's net usage per day (in the team's time zone), and the active packs."""
+    now = now or timezone.now()
+    window_start = now - timedelta(days=FORECAST_WINDOW_DAYS)
+    per_day = (
+        LedgerEntry.objects.filter(
+            team=team, pack__isnull=False, kind__in=SPENT_KINDS, at__gt=window_start, at__lte=now
+        )
+        .annotate(day=TruncDate("at", tzinfo=team.tz))
+        .values("day")
+        .annotate(
+            spent=_sum("amount"),
+            launches=Count("id", filter=Q(kind=EntryKind.USAGE)),
+        )
+        .order_by("day")
+    )
+    days_with_usage, net_used = 0, ZERO
+    for row in per_day:
+        net_used -= row["spent"]  # usage entries are negative, refunds positive
+        days_with_usage += row["launches"] > 0
+    net_used = _money(net_used)
+    burn = net_used / FORECAST_WINDOW_DAYS
+    packs = sorted(
+        TokenPack.objects.filter(
+            team=team, expired_at__isnull=True, purchased_at__lte=now, expires_at__gt=now, remaining__gt=0
+        ).only("id", "reference", "tokens", "remaining", "purchased_at", "expires_at"),
+        key=pay_order_key,
+    )
+    forecast = RunOutForecast(
+        status=ForecastStatus.OK,
+        now=now,
+        window_start=window_start,
+        days_with_usage=days_with_usage,
+        net_used=net_used,
+        burn_per_day=_money(burn),
+        available=_money(sum((p.remaining for p in packs), ZERO)),
+    )
+    if not packs:
+        forecast.status = ForecastStatus.NO_TOKENS
+    elif days_with_usage < FORECAST_MIN_USAGE_DAYS:
+        forecast.status = ForecastStatus.TOO_LITTLE_USAGE
+    elif burn <= 0:
+        forecast.status = ForecastStatus.NO_BURN
+    if not forecast.ok:
+        return forecast
+    # Spend the burn pack by pack in pay order. Sorted by expiry, so the clock never passes
+    # the expiry of a pack before the burn reaches it.
+    clock = now
+    for pack in packs:
+        empty_in = pack.remaining / burn  # days
+        if empty_in <= _days(pack.expires_at - clock):
+            clock += _duration(empty_in)
+            forecast.ends_by_expiry = False
+            continue
+        left = _money(pack.remaining - burn * _days(pack.expires_at - clock))
+        if left > 0:
+            forecast.expiring_unused.append(UnusedExpiry(pack.reference, pack.expires_at, left))
+        clock = pack.expires_at
+        forecast.ends_by_expiry = True
+    forecast.runs_out_at = clock
+    return forecast
+
+
+def token_events(*, team: Team, now: datetime | None = None, days: int = TOKEN_EVENT_DAYS) -> QuerySet[LedgerEntry]:
+    """The team's token events of the last ``days`` days, newest first: purchases, expiries,
+    moves, refunds and adjustments on its packs (``TOKEN_EVENT_KINDS``), not each usage."""
+    now = now or timezone.now()
+    return (
+        LedgerEntry.objects.filter(
+            team=team,
+            pack__isnull=False,
+            kind__in=TOKEN_EVENT_KINDS,
+            at__gt=now - timedelta(days=days),
+            at__lte=now,
+        )
+        .select_related("pack", "event", "actor")
+        .order_by("-at", "-id")
+    )
+
+
+def pack_list(*, team: Team, now: datetime | None = None) -> QuerySet[TokenPack]:
+    """The team's packs in pay order, each with its ``state`` (``pack_status`` at ``now``)
+    annotated, so that the page can filter and sort by it in the database."""
+    now = now or timezone.now()
+    return (
+        TokenPack.objects.filter(team=team)
+        .annotate(state=pack_status_expression(at=now))
+        .only("id", "reference", "tokens", "remaining", "purchased_at", "expires_at", "expired_at")
+        .order_by(*PAY_ORDER)
+    )
+
+
+@dataclass(frozen=True)
+class NextExpiry:
+    tokens: Decimal
+    expires_at: datetime
+    reference: str
+    packs: int
+
+
+def next_expiry(*, balance: dict) -> NextExpiry | None:
+    """The next tokens to expire, from a ``team_balance``: what the active pack (or packs)
+    with the earliest expiry still hold. No query."""
+    active = [p for p in balance["packs"] if p["status"] == PackStatus.ACTIVE]
+    if not active:
+        return None
+    first = min(p["expires_at"] for p in active)
+    same = [p for p in active if p["expires_at"] == first]
+    return NextExpiry(
+        tokens=_money(sum((p["remaining"] for p in same), ZERO)),
+        expires_at=first,
+        reference=same[0]["reference"],
+        packs=len(same),
+    )
+
+
+# --- My usage ------------------------------------------------------------------------------------
+
+
+@dataclass
+class ProductUsage:
+    code: str
+    name: str
+    this_month: Decimal
+    last_12_months: Decimal
+
+
+@dataclass
+class MyUsage:
+    """A member's own spending in one team, from the usage rollup (days in the team's time zone)."""
+
+    today: date
+    month_start: date
+    year_start: date  # the first day of the 12 months shown (this month and the 11 before)
+    products: list[ProductUsage]
+    months: list[tuple[date, Decimal]]  # every one of the 12 months, oldest first, zero when unused
+    assignment: FlexAssignment | None
+    assigned_products: list[str]  # names, when the assignment is a list
+
+    @property
+    def this_month(self) -> Decimal:
+        return _money(sum((p.this_month for p in self.products), ZERO))
+
+    @property
+    def last_12_months(self) -> Decimal:
+        return _money(sum((p.last_12_months for p in self.products), ZERO))
+
+
+def _month_back(day: date, months: int) -> date:
+    index = day.year * 12 + day.month - 1 - months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def product_names(*, codes: set[str], at: datetime | None = None) -> dict[str, str]:
+    """Each product code's name on the rate sheet (the row in force at ``at``, else the first
+    row); a code the rate sheet does not know is its own name. One query."""
+    at = at or timezone.now()
+    in_force: dict[str, str] = {}
+    any_row: dict[str, str] = {}
+    rows = Rate.objects.filter(code__in=codes).order_by("code", "-effective_from")
+    for code, name, effective_from in rows.values_list("code", "name", "effective_from"):
+        any_row[code] = name
+        if effective_from <= at:
+            in_force.setdefault(code, name)  # the latest row not after ``at``
+    return {code: in_force.get(code) or any_row.get(code, code) for code in codes}
+
+
+def current_flex_assignment(*, team: Team, user) -> FlexAssignment | None:
+    """The user's Flex assignment in force in the team, if any."""
+    return FlexAssignment.objects.filter(team=team, user_id=user.pk, removed_at__isnull=True).first()
+
+
+def my_usage(*, team: Team, user, now: datetime | None = None) -> MyUsage:
+    """What ``user`` spent in ``team``: per product this month and over the last 12 months
+    (this month and the 11 before it), and per month; and their Flex assignment. Reads the
+    usage rollup (never raw events): four queries, whatever the size of the history."""
+    now = now or timezone.now()
+    today = timezone.localtime(now, team.tz).date()
+    month_start = today.replace(day=1)
+    year_start = _month_back(month_start, 11)
+    assignment = current_flex_assignment(team=team, user=user)
+    mine = UsageRollup.objects.filter(team=team, user_id=user.pk, day__gte=year_start, day__lte=today)
+    by_product = list(
+        mine.values("product")
+        .annotate(month=_sum("tokens", Q(day__gte=month_start)), year=_sum("tokens"))
+        .filter(year__gt=0)
+        .order_by()
+    )
+    by_month = {
+        row["month"]: _money(row["tokens"])
+        for row in mine.annotate(month=TruncMonth("day")).values("month").annotate(tokens=_sum("tokens")).order_by()
+    }
+    assigned_codes = [] if assignment is None or assignment.all_products else list(assignment.products)
+    names = product_names(codes={row["product"] for row in by_product} | set(assigned_codes), at=now)
+    products = sorted(
+        (
+            ProductUsage(
+                code=row["product"],
+                name=names[row["product"]],
+                this_month=_money(row["month"]),
+                last_12_months=_money(row["year"]),
+            )
+            for row in by_product
+        ),
+        key=lambda p: (-p.last_12_months, p.name),
+    )
+    months = []
+    for back in range(11, -1, -1):
+        month = _month_back(month_start, back)
+        months.append((month, by_month.get(month, ZERO)))
+    return MyUsage(
+        today=today,
+        month_start=month_start,
+        year_start=year_start,
+        products=products,
+        months=months,
+        assignment=assignment,
+        assigned_products=sorted(names[c] for c in assigned_codes),
+    )

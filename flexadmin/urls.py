@@ -14,6 +14,7 @@ urlpatterns = [
     path("healthz", account_views.healthz, name="healthz"),
     path("api/v1/", include("flexadmin.api_urls")),
     re_path(r"^api(/[\s\S]*)?$", api.not_found),
+    path("", include("billing.urls")),
     path("", include("accounts.urls")),
 ]
 

@@ -29,6 +29,8 @@ ADMIN_ONLY = {
     "anonymous": 302,
 }
 EVERY_MEMBER = {**ADMIN_ONLY, "report_viewer": 200, "member": 200}
+# Billing & Orders: admins and report viewers (read-only), not members.
+BILLING = {**ADMIN_ONLY, "report_viewer": 200}
 PRIMARY_ONLY = {**ADMIN_ONLY, "secondary_admin": 403}
 # A POST-only action opened with GET: who may use it gets 405, everybody else what they
 # would get on an admin page (the permission is checked first, so nothing is revealed).
@@ -47,7 +49,12 @@ TEAM_PAGES: dict[str, tuple[str, dict[str, int]]] = {
     "accounts:api-keys": ("team", ADMIN_ONLY),
     "accounts:api-key-revoke": ("api_key", ADMIN_ONLY_POST),
     "accounts:alert-settings": ("team", ADMIN_ONLY),
+    "billing:tokens": ("team", BILLING),
+    "billing:my-usage": ("team", EVERY_MEMBER),
 }
+# Pages that only read: a POST changes nothing. Who may open the page gets 405; everybody
+# else what a GET gets (the permission is checked first, so nothing is revealed).
+READ_ONLY_PAGES = ["billing:tokens", "billing:my-usage"]
 
 # Pages outside any team.
 NON_TEAM = {"primary_admin": 403, "secondary_admin": 403, "report_viewer": 403, "member": 403, "outsider": 403}
@@ -166,6 +173,22 @@ def test_revoking_an_api_key_follows_the_same_rules(client, personas, role, targ
     assert ApiKey.objects.get(pk=key.pk).is_active is not allowed
 
 
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("target", ["team", "other_team"])
+@pytest.mark.parametrize("url_name", READ_ONLY_PAGES)
+def test_read_only_pages_refuse_a_post(client, personas, url_name, role, target):
+    kind, expected_own = TEAM_PAGES[url_name]
+    team = personas.team if target == "team" else personas.other_team
+    if role == "anonymous":
+        expected = 302
+    elif target == "team":
+        expected = 405 if expected_own[role] == 200 else expected_own[role]
+    else:
+        expected = 405 if role == "outsider" else 404
+    response = _client_for(client, personas, role).post(reverse(url_name, args=_args(kind, team, personas)), {})
+    assert response.status_code == expected, f"POST {url_name} as {role} on {target}"
+
+
 def test_a_member_of_another_team_is_not_found_through_your_team(admin_client, personas):
     foreign = Membership.objects.get(team=personas.other_team, user=personas.outsider)
     for name in ("accounts:member-detail", "accounts:member-remove", "accounts:member-transfer"):
@@ -181,3 +204,12 @@ def test_forbidden_page_explains_itself(client, personas):
     response = client.get(reverse("accounts:member-list", args=[personas.team.slug]))
     assert response.status_code == 403
     assert "As a report viewer you can't manage the team's users" in html.unescape(response.content.decode())
+
+
+def test_a_member_opening_billing_gets_an_explaining_403(client, personas):
+    client.force_login(personas.member)
+    response = client.get(reverse("billing:tokens", args=[personas.team.slug]))
+    assert response.status_code == 403
+    body = html.unescape(response.content.decode())
+    assert "As a member you can't see the team's token balance, packs and token events" in body
+    assert "Ask an admin of Own Team" in body

@@ -232,10 +232,10 @@ def test_sales_rep_sees_only_their_resellers_customers(client, personas):
 
 def test_navigation_shows_each_role_only_what_it_may_use(client, personas):
     expected = {
-        "primary_admin": ["Home", "User Management", "Settings"],
-        "secondary_admin": ["Home", "User Management", "Settings"],
-        "report_viewer": ["Home"],
-        "member": ["Home"],
+        "primary_admin": ["Home", "User Management", "Billing & Orders", "My usage", "Settings"],
+        "secondary_admin": ["Home", "User Management", "Billing & Orders", "My usage", "Settings"],
+        "report_viewer": ["Home", "Billing & Orders", "My usage"],
+        "member": ["Home", "My usage"],
     }
     for role, labels in expected.items():
         client.force_login(personas.by_role(role))
