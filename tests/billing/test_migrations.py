@@ -30,6 +30,17 @@ def migrate(targets: list[tuple[str, str]]):
     return executor.loader.project_state(targets).apps
 
 
+@pytest.fixture
+def back_to_the_latest_schema(transactional_db):
+    """Whatever happens in the test, leave the database at the latest migrations: the tests
+    that run after this one (the browser tests' live server among them) need every column."""
+    yield
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+@pytest.mark.usefixtures("back_to_the_latest_schema")
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)  # the flush would take the rate sheet
 def test_assignments_and_rollups_keep_their_rows_across_the_move():
     old = migrate(BEFORE)
