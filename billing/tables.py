@@ -44,7 +44,11 @@ class MemberTable(tables.Table):
     name = tables.Column(
         accessor="user__first_name", verbose_name="Name", order_by=("user__first_name", "user__last_name")
     )
-    email = tables.Column(accessor="user__email", verbose_name="E-mail")
+    email = tables.Column(
+        accessor="user__email",
+        verbose_name="E-mail",
+        attrs={"th": {"class": "col-email"}, "td": {"class": "col-email"}},
+    )
     role = tables.Column(order_by=("role_rank", "user__first_name"))
     status = tables.Column(empty_values=(), orderable=False)
     flex = tables.Column(
@@ -52,14 +56,17 @@ class MemberTable(tables.Table):
         verbose_name="Flex",
         empty_values=(),
         order_by=("flex_rank", "flex_codes", "user__first_name"),
+        attrs={"td": {"class": "col-flex"}},
     )
-    created_at = tables.DateColumn(verbose_name="Added", format="M j, Y")
+    created_at = tables.DateColumn(
+        verbose_name="Added", format="M j, Y", attrs={"th": {"class": "col-added"}, "td": {"class": "col-added"}}
+    )
 
     class Meta:
         model = Membership
-        fields = ("select", "name", "email", "role", "status", "flex", "created_at")
+        fields = ("select", "name", "email", "flex", "role", "status", "created_at")
         order_by = ("name",)
-        attrs = {"class": "table table-members"}
+        attrs = {"class": "table table-members table-stack"}
         empty_text = "No users match these filters. Clear the filters, or invite somebody."
 
     def __init__(self, *args, team_slug: str, product_names: dict[str, str], **kwargs) -> None:
@@ -75,8 +82,14 @@ class MemberTable(tables.Table):
         )
 
     def render_name(self, record: Membership) -> str:
+        # The e-mail again under the name, shown only where the e-mail column is hidden (a phone).
         url = reverse("billing:member-detail", args=[self.team_slug, record.pk])
-        return format_html('<a href="{}">{}</a>', url, record.display_name)
+        return format_html(
+            '<a href="{}">{}</a><span class="cell-sub">{}</span>',
+            url,
+            record.display_name,
+            record.user.email,
+        )
 
     def value_name(self, record: Membership) -> str:
         return record.display_name
@@ -138,14 +151,19 @@ class BulkChangeTable(tables.Table):
     """The bulk confirmation: every selected person, what they have and what they will have."""
 
     name = tables.Column(verbose_name="Name", orderable=False)
-    email = tables.Column(verbose_name="E-mail", orderable=False)
+    email = tables.Column(
+        verbose_name="E-mail", orderable=False, attrs={"th": {"class": "col-email"}, "td": {"class": "col-email"}}
+    )
     now = tables.Column(verbose_name="Now", orderable=False)
     after = tables.Column(verbose_name="After", orderable=False)
     change = tables.Column(verbose_name="Change", orderable=False, accessor="changes", empty_values=())
 
     class Meta:
-        attrs = {"class": "table table-compact"}
+        attrs = {"class": "table table-compact table-stack"}
         row_attrs = {"class": lambda record: "" if record["changes"] else "row-same"}
+
+    def render_name(self, record: dict) -> str:
+        return format_html('{}<span class="cell-sub">{}</span>', record["name"], record["email"])
 
     def render_change(self, value: bool) -> str:
         if value:
@@ -154,17 +172,22 @@ class BulkChangeTable(tables.Table):
 
 
 class ProductCountTable(tables.Table):
-    """By Product: each Flex product and how many people may use it."""
+    """By Product: each Flex product and how many people may use it (in the rate sheet's
+    order, charge type then name, until a column is sorted)."""
 
     name = tables.Column(accessor="product__name", verbose_name="Product")
-    charge_type = tables.Column(accessor="product__charge_type_label", verbose_name="Charged", orderable=False)
+    charge_type = tables.Column(
+        accessor="product__charge_type_label",
+        verbose_name="Charged",
+        orderable=False,
+        attrs={"th": {"class": "col-phone-hide"}, "td": {"class": "col-phone-hide"}},
+    )
     total = tables.Column(verbose_name="Users")
     direct = tables.Column(verbose_name="Assigned directly")
     through_all = tables.Column(verbose_name="Through “All products”")
 
     class Meta:
         attrs = {"class": "table"}
-        order_by = ("name",)
         empty_text = "The rate sheet has no products in force yet."
 
     def __init__(self, *args, team_slug: str, **kwargs) -> None:
@@ -173,9 +196,8 @@ class ProductCountTable(tables.Table):
 
     def render_name(self, record) -> str:
         url = reverse("billing:flex-product", args=[self.team_slug, record.product.code])
-        return format_html(
-            '<a href="{}">{}</a> <code class="muted">{}</code>', url, record.product.name, record.product.code
-        )
+        product = record.product
+        return format_html('<a href="{}">{}</a><code class="code-sub">{}</code>', url, product.name, product.code)
 
 
 class ProductMemberTable(tables.Table):
@@ -184,7 +206,11 @@ class ProductMemberTable(tables.Table):
     name = tables.Column(
         accessor="user__first_name", verbose_name="Name", order_by=("user__first_name", "user__last_name")
     )
-    email = tables.Column(accessor="user__email", verbose_name="E-mail")
+    email = tables.Column(
+        accessor="user__email",
+        verbose_name="E-mail",
+        attrs={"th": {"class": "col-email"}, "td": {"class": "col-email"}},
+    )
     role = tables.Column(order_by=("role_rank", "user__first_name"))
     through = tables.Column(accessor="flex_all", verbose_name="Through", order_by=("flex_rank", "user__first_name"))
     flex_since = tables.DateTimeColumn(verbose_name="Since", format="M j, Y")
@@ -193,7 +219,7 @@ class ProductMemberTable(tables.Table):
         model = Membership
         fields = ("name", "email", "role", "through", "flex_since")
         order_by = ("name",)
-        attrs = {"class": "table"}
+        attrs = {"class": "table table-stack"}
         empty_text = "Nobody may use this product yet. Assign Flex from By User or from a person's page."
 
     def __init__(self, *args, team_slug: str, **kwargs) -> None:
@@ -202,7 +228,9 @@ class ProductMemberTable(tables.Table):
 
     def render_name(self, record: Membership) -> str:
         url = reverse("billing:member-detail", args=[self.team_slug, record.pk])
-        return format_html('<a href="{}">{}</a>', url, record.display_name)
+        return format_html(
+            '<a href="{}">{}</a><span class="cell-sub">{}</span>', url, record.display_name, record.user.email
+        )
 
     def render_through(self, value: bool) -> str:
         if value:

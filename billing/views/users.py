@@ -328,6 +328,7 @@ def member_bulk(request: HttpRequest, access: TeamAccess) -> HttpResponse:
             "changes": BulkChangeTable(rows) if rows else None,
             "changing": changing,
             "changing_text": _people(changing),
+            "new_label": "no Flex" if action == "remove" else describe_products(new, names) if new else "",
             "confirm_scope": ALL if new == ALL else LIST,
             "confirm_products": [] if new in (None, ALL) else new,
         }
