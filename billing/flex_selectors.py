@@ -74,13 +74,14 @@ def products_by_charge_type(products: list[FlexProduct]) -> list[tuple[str, list
 
 
 def describe_scope(all_products: bool | None, codes: list[str] | None, names: dict[str, str]) -> str:
-    """What an assignment covers, as a person reads it: "All products", "AutoCAD, Revit",
+    """What an assignment covers, as a person reads it: "All products", "AutoCAD; Revit",
     or "" for no assignment. A code no longer on the rate sheet is shown as it is."""
     if all_products is None:
         return ""
     if all_products:
         return ALL_PRODUCTS
-    return ", ".join(sorted((names.get(code, code) for code in codes or []), key=str.lower))
+    # A semicolon: product names may hold commas ("Cloud rendering, standard quality").
+    return "; ".join(sorted((names.get(code, code) for code in codes or []), key=str.lower))
 
 
 def describe_products(products: str | list[str], names: dict[str, str]) -> str:

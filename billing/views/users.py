@@ -201,7 +201,7 @@ def member_flex(request: HttpRequest, access: TeamAccess, pk: int) -> HttpRespon
         else:
             scope = describe_scope(assignment.all_products, assignment.products, _names(products))
             if before is not None and before.pk == assignment.pk:
-                messages.info(request, f"{membership.display_name} already had Flex for {scope}; nothing changed.")
+                messages.info(request, f"{membership.display_name} already had Flex for {scope}. Nothing changed.")
             else:
                 messages.success(request, f"{membership.display_name} may now spend tokens on: {scope}.")
             return redirect("billing:member-detail", access.team.slug, pk)

@@ -36,10 +36,10 @@ def test_the_flex_column_is_previewed_with_product_names(personas):
     assert result.ok
     assert [(r.person.email, r.flex, r.flex_label) for r in result.rows] == [
         ("ada@example.com", "all", "All products"),
-        ("alan@example.com", ["autocad", "revit"], "AutoCAD, Revit"),
+        ("alan@example.com", ["autocad", "revit"], "AutoCAD; Revit"),
         ("grace@example.com", None, ""),
         # Names are understood too, in any case, and the codes come back sorted.
-        ("edsger@example.com", ["autocad", "revit"], "AutoCAD, Revit"),
+        ("edsger@example.com", ["autocad", "revit"], "AutoCAD; Revit"),
     ]
     assert result.flex_count == 3
     assert not User.objects.filter(email="ada@example.com").exists()  # a preview writes nothing
