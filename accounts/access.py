@@ -188,12 +188,24 @@ def navigation(request: HttpRequest, access: TeamAccess | None = None) -> list[N
         slug = access.team.slug
         team_pages = [
             ("Home", "accounts:team-home", "home", Perm.VIEW_TEAM, ("accounts:team-home",)),
+            # User Management's list and person pages are billing's (they show Flex): named
+            # here as strings, the one reference upwards the layers allow.
             (
                 "User Management",
-                "accounts:member-list",
+                "billing:member-list",
                 "users",
                 Perm.MANAGE_MEMBERS,
-                ("accounts:member-list", "accounts:member-detail", "accounts:member-invite", "accounts:member-import"),
+                (
+                    "billing:member-list",
+                    "billing:member-detail",
+                    "billing:member-bulk",
+                    "billing:member-import",
+                    "billing:flex-products",
+                    "billing:flex-product",
+                    "accounts:member-invite",
+                    "accounts:member-remove",
+                    "accounts:member-transfer",
+                ),
             ),
             # Billing's pages, named by their URL names only (accounts never imports billing).
             ("Billing & Orders", "billing:tokens", "billing", Perm.VIEW_BILLING, ("billing:tokens",)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -26,9 +27,42 @@ def write_audit_event(
     target: models.Model | None = None,
     details: dict[str, Any] | None = None,
 ) -> AuditEvent:
+    event = _audit_event(action=action, actor=actor, team=team, reseller=reseller, target=target, details=details)
+    event.save()
+    return event
+
+
+def write_audit_events(
+    *,
+    action: str,
+    actor: User | None,
+    team: Team | None = None,
+    reseller: Reseller | None = None,
+    targets: Iterable[tuple[models.Model, dict[str, Any] | None]],
+) -> list[AuditEvent]:
+    """One event per (target, details), written with one statement: a bulk change of many
+    people (say, Flex for 500 members) is still one audit event per person."""
     from accounts.models import AuditEvent
 
-    return AuditEvent.objects.create(
+    events = [
+        _audit_event(action=action, actor=actor, team=team, reseller=reseller, target=target, details=details)
+        for target, details in targets
+    ]
+    return AuditEvent.objects.bulk_create(events)
+
+
+def _audit_event(
+    *,
+    action: str,
+    actor: User | None,
+    team: Team | None,
+    reseller: Reseller | None,
+    target: models.Model | None,
+    details: dict[str, Any] | None,
+) -> AuditEvent:
+    from accounts.models import AuditEvent
+
+    return AuditEvent(
         action=action,
         actor=actor if actor is not None and actor.pk else None,
         actor_email=actor.email if actor is not None else (api_actor.get() or "")[:254],

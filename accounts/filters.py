@@ -2,25 +2,7 @@ import django_filters
 from django import forms
 from django.db.models import Q, QuerySet
 
-from accounts.models import AuditEvent, Membership, Role
-
-
-class MemberFilter(django_filters.FilterSet):
-    q = django_filters.CharFilter(method="search", label="Search name or e-mail")
-    role = django_filters.ChoiceFilter(choices=Role.choices, empty_label="All roles")
-
-    class Meta:
-        model = Membership
-        fields = ["q", "role"]
-
-    def search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        for word in value.split():
-            queryset = queryset.filter(
-                Q(user__email__icontains=word)
-                | Q(user__first_name__icontains=word)
-                | Q(user__last_name__icontains=word)
-            )
-        return queryset
+from accounts.models import AuditEvent
 
 
 class AuditFilter(django_filters.FilterSet):

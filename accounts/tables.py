@@ -1,38 +1,9 @@
 import django_tables2 as tables
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateformat import format as date_format
 from django.utils.html import format_html
 
 from accounts.models import ApiKey, AuditEvent, Membership, Team
-
-
-class MemberTable(tables.Table):
-    name = tables.Column(
-        accessor="user__first_name", verbose_name="Name", order_by=("user__first_name", "user__last_name")
-    )
-    email = tables.Column(accessor="user__email", verbose_name="E-mail")
-    role = tables.Column(order_by=("role_rank", "user__first_name"))
-    status = tables.Column(empty_values=(), orderable=False)
-    created_at = tables.DateColumn(verbose_name="Added", format="M j, Y")
-
-    class Meta:
-        model = Membership
-        fields = ("name", "email", "role", "status", "created_at")
-        order_by = ("name",)
-        attrs = {"class": "table"}
-        empty_text = "No users match these filters."
-
-    def __init__(self, *args, team_slug: str, **kwargs) -> None:
-        self.team_slug = team_slug
-        super().__init__(*args, **kwargs)
-
-    def render_name(self, record: Membership) -> str:
-        url = reverse("accounts:member-detail", args=[self.team_slug, record.pk])
-        return format_html('<a href="{}">{}</a>', url, record.display_name)
-
-    def render_status(self, record: Membership) -> str:
-        return format_html('<span class="badge badge-{}">{}</span>', *member_status(record))
 
 
 def member_status(membership: Membership) -> tuple[str, str]:

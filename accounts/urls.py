@@ -8,10 +8,8 @@ app_name = "accounts"
 urlpatterns = [
     path("", views.start, name="start"),
     path("teams/<slug:team>/", views.team_home, name="team-home"),
-    path("teams/<slug:team>/users/", views.member_list, name="member-list"),
+    # User Management's list, person page and CSV import are billing's (billing/urls.py).
     path("teams/<slug:team>/users/invite/", views.member_invite, name="member-invite"),
-    path("teams/<slug:team>/users/import/", views.member_import, name="member-import"),
-    path("teams/<slug:team>/users/<int:pk>/", views.member_detail, name="member-detail"),
     path("teams/<slug:team>/users/<int:pk>/role/", views.member_role, name="member-role"),
     path("teams/<slug:team>/users/<int:pk>/resend/", views.member_resend, name="member-resend"),
     path("teams/<slug:team>/users/<int:pk>/remove/", views.member_remove, name="member-remove"),

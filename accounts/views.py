@@ -1,9 +1,11 @@
-"""Thin views: look up through ``accounts.access``, parse a form, call one service."""
+"""Thin views: look up through ``accounts.access``, parse a form, call one service.
+
+User Management's list, a person's page and the CSV import are billing's pages (they show
+and change Flex, which accounts may not import): the people-only actions here go back to
+them by URL name (``billing:member-list``, ``billing:member-detail``), a string, not an import.
+"""
 
 from __future__ import annotations
-
-import base64
-import secrets
 
 from django.contrib import messages
 from django.contrib.auth import login
@@ -20,23 +22,20 @@ from django_tables2 import RequestConfig
 
 from accounts import selectors, services
 from accounts.access import Perm, TeamAccess, customer_for_rep, customer_teams, rep_resellers, rep_view, team_view
-from accounts.filters import AuditFilter, MemberFilter
+from accounts.filters import AuditFilter
 from accounts.forms import (
     AcceptInvitationForm,
     AlertSettingsForm,
     ApiKeyForm,
-    ConfirmImportForm,
     InviteForm,
-    MemberImportForm,
     ProfileForm,
     RoleForm,
     TeamSettingsForm,
     add_service_errors,
 )
 from accounts.models import ApiKey, Membership, Role
-from accounts.tables import ApiKeyTable, AuditTable, CustomerTable, MemberTable, member_status
+from accounts.tables import ApiKeyTable, AuditTable, CustomerTable
 
-IMPORT_SESSION_KEY = "member_import"
 NEW_API_KEY_SESSION_KEY = "new_api_key"
 
 
@@ -79,22 +78,6 @@ def team_home(request: HttpRequest, access: TeamAccess) -> HttpResponse:
 
 
 @team_view(Perm.MANAGE_MEMBERS)
-def member_list(request: HttpRequest, access: TeamAccess) -> HttpResponse:
-    member_filter = MemberFilter(request.GET, queryset=selectors.member_list(team=access.team))
-    table = MemberTable(member_filter.qs, team_slug=access.team.slug)
-    RequestConfig(request, paginate={"per_page": 25}).configure(table)
-    return render(
-        request,
-        "accounts/member_list.html",
-        {
-            "filter": member_filter,
-            "table": table,
-            "breadcrumbs": _crumbs(access, ("User Management", None)),
-        },
-    )
-
-
-@team_view(Perm.MANAGE_MEMBERS)
 @require_http_methods(["GET", "POST"])
 def member_invite(request: HttpRequest, access: TeamAccess) -> HttpResponse:
     form = InviteForm(request.POST or None)
@@ -112,7 +95,7 @@ def member_invite(request: HttpRequest, access: TeamAccess) -> HttpResponse:
                     f"{membership.user.get_full_name()} already had a FlexAdmin account and was added to "
                     f"{access.team.name} at once; they were told by e-mail.",
                 )
-            return redirect("accounts:member-list", access.team.slug)
+            return redirect("billing:member-list", access.team.slug)
     return render(
         request,
         "accounts/member_invite.html",
@@ -120,7 +103,7 @@ def member_invite(request: HttpRequest, access: TeamAccess) -> HttpResponse:
             "form": form,
             "breadcrumbs": _crumbs(
                 access,
-                ("User Management", reverse("accounts:member-list", args=[access.team.slug])),
+                ("User Management", reverse("billing:member-list", args=[access.team.slug])),
                 ("Invite a user", None),
             ),
         },
@@ -132,30 +115,6 @@ def _membership_or_404(access: TeamAccess, pk: int) -> Membership:
     if membership is None:
         raise Http404("No such member in this team.")
     return membership
-
-
-@team_view(Perm.MANAGE_MEMBERS)
-def member_detail(request: HttpRequest, access: TeamAccess, pk: int, role_form: RoleForm | None = None) -> HttpResponse:
-    membership = _membership_or_404(access, pk)
-    is_self = membership.user_id == request.user.pk
-    return render(
-        request,
-        "accounts/member_detail.html",
-        {
-            "member": membership,
-            "status": member_status(membership),
-            "is_self": is_self,
-            "role_form": role_form or RoleForm(initial={"role": membership.role}),
-            "can_change_role": membership.role != Role.PRIMARY_ADMIN and not is_self,
-            "can_remove": membership.role != Role.PRIMARY_ADMIN and not is_self,
-            "can_transfer": access.can(Perm.TRANSFER_PRIMARY_ADMIN) and membership.role != Role.PRIMARY_ADMIN,
-            "breadcrumbs": _crumbs(
-                access,
-                ("User Management", reverse("accounts:member-list", args=[access.team.slug])),
-                (membership.user.get_full_name(), None),
-            ),
-        },
-    )
 
 
 @team_view(Perm.MANAGE_MEMBERS)
@@ -176,12 +135,16 @@ def member_role(request: HttpRequest, access: TeamAccess, pk: int) -> HttpRespon
                     f"{membership.user.get_full_name()} already was a "
                     f"{membership.get_role_display().lower()}; nothing changed.",
                 )
-                return redirect("accounts:member-detail", access.team.slug, pk)
+                return redirect("billing:member-detail", access.team.slug, pk)
             messages.success(
                 request, f"{membership.user.get_full_name()} is now a {membership.get_role_display().lower()}."
             )
-            return redirect("accounts:member-detail", access.team.slug, pk)
-    return member_detail.__wrapped__(request, access, pk, role_form=form)
+            return redirect("billing:member-detail", access.team.slug, pk)
+    # The person's page is billing's (it shows their Flex too): the refusal travels as a message.
+    for errors in form.errors.values():
+        for error in errors:
+            messages.error(request, f"The role was not changed: {error}")
+    return redirect("billing:member-detail", access.team.slug, pk)
 
 
 @team_view(Perm.MANAGE_MEMBERS)
@@ -196,7 +159,7 @@ def member_resend(request: HttpRequest, access: TeamAccess, pk: int) -> HttpResp
         messages.success(
             request, f"A new invitation was sent to {membership.user.email}; the old link no longer works."
         )
-    return redirect("accounts:member-detail", access.team.slug, pk)
+    return redirect("billing:member-detail", access.team.slug, pk)
 
 
 @team_view(Perm.MANAGE_MEMBERS)
@@ -211,7 +174,7 @@ def member_remove(request: HttpRequest, access: TeamAccess, pk: int) -> HttpResp
             error = exc.messages[0]
         else:
             messages.success(request, f"{membership.user.get_full_name()} was removed from {access.team.name}.")
-            return redirect("accounts:member-list", access.team.slug)
+            return redirect("billing:member-list", access.team.slug)
     return render(
         request,
         "accounts/member_remove.html",
@@ -220,8 +183,8 @@ def member_remove(request: HttpRequest, access: TeamAccess, pk: int) -> HttpResp
             "error": error,
             "breadcrumbs": _crumbs(
                 access,
-                ("User Management", reverse("accounts:member-list", args=[access.team.slug])),
-                (membership.user.get_full_name(), reverse("accounts:member-detail", args=[access.team.slug, pk])),
+                ("User Management", reverse("billing:member-list", args=[access.team.slug])),
+                (membership.user.get_full_name(), reverse("billing:member-detail", args=[access.team.slug, pk])),
                 ("Remove", None),
             ),
         },
@@ -243,7 +206,7 @@ def member_transfer(request: HttpRequest, access: TeamAccess, pk: int) -> HttpRe
             messages.success(
                 request, f"{membership.user.get_full_name()} is now the primary admin; you remain a secondary admin."
             )
-            return redirect("accounts:member-detail", access.team.slug, pk)
+            return redirect("billing:member-detail", access.team.slug, pk)
     return render(
         request,
         "accounts/member_transfer.html",
@@ -252,69 +215,12 @@ def member_transfer(request: HttpRequest, access: TeamAccess, pk: int) -> HttpRe
             "error": error,
             "breadcrumbs": _crumbs(
                 access,
-                ("User Management", reverse("accounts:member-list", args=[access.team.slug])),
-                (membership.user.get_full_name(), reverse("accounts:member-detail", args=[access.team.slug, pk])),
+                ("User Management", reverse("billing:member-list", args=[access.team.slug])),
+                (membership.user.get_full_name(), reverse("billing:member-detail", args=[access.team.slug, pk])),
                 ("Make primary admin", None),
             ),
         },
         status=400 if error else 200,
-    )
-
-
-@team_view(Perm.MANAGE_MEMBERS)
-@require_http_methods(["GET", "POST"])
-def member_import(request: HttpRequest, access: TeamAccess) -> HttpResponse:
-    """Upload a CSV, see every row checked, then confirm; nothing is written before that."""
-    team = access.team
-    crumbs = _crumbs(
-        access,
-        ("User Management", reverse("accounts:member-list", args=[team.slug])),
-        ("Import from CSV", None),
-    )
-    uploads: dict = request.session.setdefault(IMPORT_SESSION_KEY, {})
-    upload_form = MemberImportForm()
-    preview = None
-    upload_id = None
-    status = 200
-    if request.method == "POST" and "confirm" in request.POST:
-        confirm = ConfirmImportForm(request.POST)
-        stored = uploads.get(request.POST.get("upload_id", "")) if confirm.is_valid() else None
-        if stored is None or stored["team"] != team.pk:
-            messages.error(request, "That upload has expired. Upload the file again.")
-            return redirect("accounts:member-import", team.slug)
-        data = base64.b64decode(stored["data"])
-        try:
-            invited = services.bulk_invite(team=team, data=data, actor=request.user)
-        except ValidationError:
-            # Something changed since the preview (say, a person was added meanwhile): show it again.
-            preview, upload_id, status = (
-                services.parse_member_csv(team=team, data=data),
-                confirm.cleaned_data["upload_id"],
-                400,
-            )
-        else:
-            uploads.pop(confirm.cleaned_data["upload_id"], None)
-            request.session.modified = True
-            messages.success(request, f"Invited {len(invited)} {'person' if len(invited) == 1 else 'people'}.")
-            return redirect("accounts:member-list", team.slug)
-    elif request.method == "POST":
-        upload_form = MemberImportForm(request.POST, request.FILES)
-        if upload_form.is_valid():
-            data = upload_form.cleaned_data["file"]
-            preview = services.parse_member_csv(team=team, data=data)
-            upload_id = secrets.token_urlsafe(12)
-            # Keep only the latest upload per person and team: the session stays small.
-            uploads.clear()
-            uploads[upload_id] = {"team": team.pk, "data": base64.b64encode(data).decode()}
-            request.session.modified = True
-            status = 200 if preview.ok else 400
-        else:
-            status = 400
-    return render(
-        request,
-        "accounts/member_import.html",
-        {"form": upload_form, "preview": preview, "upload_id": upload_id, "breadcrumbs": crumbs},
-        status=status,
     )
 
 

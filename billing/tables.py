@@ -1,5 +1,4 @@
-"""django-tables2 tables of the Flex tokens page and My usage: they only render; the rows
-come from ``billing.selectors``."""
+"""django-tables2 tables of billing's pages. They only render: the rows come from selectors."""
 
 from __future__ import annotations
 
@@ -7,11 +6,244 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import django_tables2 as tables
+from django.urls import reverse
 from django.utils.html import format_html
 
-from billing.models import EntryKind, LedgerEntry, PackStatus, TokenPack
+from accounts.models import Membership
+from accounts.tables import member_status
+from billing.flex_selectors import describe_scope, scope_codes
+from billing.models import EntryKind, FlexAssignment, LedgerEntry, PackStatus, TokenPack
 from billing.selectors import EXPIRING_SOON_DAYS
 from core.money import tokens_text
+
+# --- User Management ------------------------------------------------------------------------------
+
+NO_FLEX = "None"
+
+
+def _flex_cell(all_products: bool | None, codes: list[str], names: dict[str, str]) -> str:
+    if all_products is None:
+        return format_html('<span class="muted">{}</span>', NO_FLEX)
+    if all_products:
+        return format_html('<span class="badge badge-info">{}</span>', describe_scope(True, [], names))
+    return describe_scope(False, codes, names)
+
+
+class MemberTable(tables.Table):
+    """By User: the team's people with their role, sign-in state and Flex assignment.
+
+    Rows come from ``billing.flex_selectors.member_flex_list``. The first column's boxes
+    belong to the bulk form around the table; the CSV export leaves that column out and
+    writes the same values as the page shows (``value_*``)."""
+
+    select = tables.Column(
+        accessor="pk",
+        orderable=False,
+        exclude_from_export=True,
+        verbose_name=format_html(
+            '<input type="checkbox" class="select-page" data-select-all="member" aria-label="{}" hidden>',
+            "Select every user on this page",
+        ),
+        attrs={"th": {"class": "col-select"}, "td": {"class": "col-select"}},
+    )
+    name = tables.Column(
+        accessor="user__first_name", verbose_name="Name", order_by=("user__first_name", "user__last_name")
+    )
+    email = tables.Column(
+        accessor="user__email",
+        verbose_name="E-mail",
+        attrs={"th": {"class": "col-email"}, "td": {"class": "col-email"}},
+    )
+    role = tables.Column(order_by=("role_rank", "user__first_name"))
+    status = tables.Column(empty_values=(), orderable=False)
+    flex = tables.Column(
+        accessor="flex_all",
+        verbose_name="Flex",
+        empty_values=(),
+        order_by=("flex_rank", "flex_codes", "user__first_name"),
+        attrs={"td": {"class": "col-flex"}},
+    )
+    created_at = tables.DateColumn(
+        verbose_name="Added", format="M j, Y", attrs={"th": {"class": "col-added"}, "td": {"class": "col-added"}}
+    )
+
+    class Meta:
+        model = Membership
+        fields = ("select", "name", "email", "flex", "role", "status", "created_at")
+        order_by = ("name",)
+        attrs = {"class": "table table-members table-stack"}
+        empty_text = "No users match these filters. Clear the filters, or invite somebody."
+
+    def __init__(self, *args, team_slug: str, product_names: dict[str, str], **kwargs) -> None:
+        self.team_slug = team_slug
+        self.product_names = product_names
+        super().__init__(*args, **kwargs)
+
+    def render_select(self, record: Membership) -> str:
+        return format_html(
+            '<input type="checkbox" name="member" value="{}" class="row-select" aria-label="Select {}">',
+            record.pk,
+            record.display_name,
+        )
+
+    def render_name(self, record: Membership) -> str:
+        # The e-mail again under the name, shown only where the e-mail column is hidden (a phone).
+        url = reverse("billing:member-detail", args=[self.team_slug, record.pk])
+        return format_html(
+            '<a href="{}">{}</a><span class="cell-sub">{}</span>',
+            url,
+            record.display_name,
+            record.user.email,
+        )
+
+    def value_name(self, record: Membership) -> str:
+        return record.display_name
+
+    def render_status(self, record: Membership) -> str:
+        return format_html('<span class="badge badge-{}">{}</span>', *member_status(record))
+
+    def value_status(self, record: Membership) -> str:
+        return member_status(record)[1]
+
+    def value_role(self, record: Membership) -> str:
+        return record.get_role_display()
+
+    def render_flex(self, record: Membership) -> str:
+        return _flex_cell(record.flex_all, scope_codes(record.flex_codes), self.product_names)
+
+    def value_flex(self, record: Membership) -> str:
+        return describe_scope(record.flex_all, scope_codes(record.flex_codes), self.product_names) or NO_FLEX
+
+    def value_created_at(self, record: Membership) -> str:
+        return record.created_at.date().isoformat()
+
+
+class FlexHistoryTable(tables.Table):
+    """A person's assignments, newest first: what, from, to, and by whom."""
+
+    scope = tables.Column(accessor="all_products", verbose_name="Scope", orderable=False, empty_values=())
+    assigned_at = tables.DateTimeColumn(verbose_name="From", format="M j, Y H:i T", orderable=False)
+    assigned_by = tables.Column(verbose_name="Assigned by", orderable=False, default="—")
+    removed_at = tables.DateTimeColumn(
+        verbose_name="To",
+        format="M j, Y H:i T",
+        orderable=False,
+        default=format_html('<span class="badge badge-ok">{}</span>', "In force"),
+    )
+    removed_by = tables.Column(verbose_name="Ended by", orderable=False, default="—")
+
+    class Meta:
+        model = FlexAssignment
+        fields = ("scope", "assigned_at", "assigned_by", "removed_at", "removed_by")
+        attrs = {"class": "table table-compact"}
+        empty_text = "No Flex assignment yet: this person has never been able to spend tokens."
+
+    def __init__(self, *args, product_names: dict[str, str], **kwargs) -> None:
+        self.product_names = product_names
+        super().__init__(*args, **kwargs)
+
+    def render_scope(self, record: FlexAssignment) -> str:
+        return describe_scope(record.all_products, record.products, self.product_names)
+
+    def render_assigned_by(self, value) -> str:
+        return value.get_full_name() or value.email
+
+    def render_removed_by(self, value) -> str:
+        return value.get_full_name() or value.email
+
+
+class BulkChangeTable(tables.Table):
+    """The bulk confirmation: every selected person, what they have and what they will have."""
+
+    name = tables.Column(verbose_name="Name", orderable=False)
+    email = tables.Column(
+        verbose_name="E-mail", orderable=False, attrs={"th": {"class": "col-email"}, "td": {"class": "col-email"}}
+    )
+    now = tables.Column(verbose_name="Now", orderable=False)
+    after = tables.Column(verbose_name="After", orderable=False)
+    change = tables.Column(verbose_name="Change", orderable=False, accessor="changes", empty_values=())
+
+    class Meta:
+        attrs = {"class": "table table-compact table-stack"}
+        row_attrs = {"class": lambda record: "" if record["changes"] else "row-same"}
+
+    def render_name(self, record: dict) -> str:
+        return format_html('{}<span class="cell-sub">{}</span>', record["name"], record["email"])
+
+    def render_change(self, value: bool) -> str:
+        if value:
+            return format_html('<span class="badge badge-warn">{}</span>', "Changes")
+        return format_html('<span class="badge badge-muted">{}</span>', "No change")
+
+
+class ProductCountTable(tables.Table):
+    """By Product: each Flex product and how many people may use it (in the rate sheet's
+    order, charge type then name, until a column is sorted)."""
+
+    name = tables.Column(accessor="product__name", verbose_name="Product")
+    charge_type = tables.Column(
+        accessor="product__charge_type_label",
+        verbose_name="Charged",
+        orderable=False,
+        attrs={"th": {"class": "col-phone-hide"}, "td": {"class": "col-phone-hide"}},
+    )
+    total = tables.Column(verbose_name="Users")
+    direct = tables.Column(verbose_name="Assigned directly")
+    through_all = tables.Column(verbose_name="Through “All products”")
+
+    class Meta:
+        attrs = {"class": "table"}
+        empty_text = "The rate sheet has no products in force yet."
+
+    def __init__(self, *args, team_slug: str, **kwargs) -> None:
+        self.team_slug = team_slug
+        super().__init__(*args, **kwargs)
+
+    def render_name(self, record) -> str:
+        url = reverse("billing:flex-product", args=[self.team_slug, record.product.code])
+        product = record.product
+        return format_html('<a href="{}">{}</a><code class="code-sub">{}</code>', url, product.name, product.code)
+
+
+class ProductMemberTable(tables.Table):
+    """One product: the people who may use it, and whether directly or through all products."""
+
+    name = tables.Column(
+        accessor="user__first_name", verbose_name="Name", order_by=("user__first_name", "user__last_name")
+    )
+    email = tables.Column(
+        accessor="user__email",
+        verbose_name="E-mail",
+        attrs={"th": {"class": "col-email"}, "td": {"class": "col-email"}},
+    )
+    role = tables.Column(order_by=("role_rank", "user__first_name"))
+    through = tables.Column(accessor="flex_all", verbose_name="Through", order_by=("flex_rank", "user__first_name"))
+    flex_since = tables.DateTimeColumn(verbose_name="Since", format="M j, Y")
+
+    class Meta:
+        model = Membership
+        fields = ("name", "email", "role", "through", "flex_since")
+        order_by = ("name",)
+        attrs = {"class": "table table-stack"}
+        empty_text = "Nobody may use this product yet. Assign Flex from By User or from a person's page."
+
+    def __init__(self, *args, team_slug: str, **kwargs) -> None:
+        self.team_slug = team_slug
+        super().__init__(*args, **kwargs)
+
+    def render_name(self, record: Membership) -> str:
+        url = reverse("billing:member-detail", args=[self.team_slug, record.pk])
+        return format_html(
+            '<a href="{}">{}</a><span class="cell-sub">{}</span>', url, record.display_name, record.user.email
+        )
+
+    def render_through(self, value: bool) -> str:
+        if value:
+            return format_html('<span class="badge badge-info">{}</span>', "All products")
+        return "Their list of products"
+
+
+# --- Billing & Orders -----------------------------------------------------------------------------
 
 STATUS_BADGES = {PackStatus.ACTIVE: "ok", PackStatus.DEPLETED: "muted", PackStatus.EXPIRED: "error"}
 

@@ -14,6 +14,7 @@ urlpatterns = [
     path("healthz", account_views.healthz, name="healthz"),
     path("api/v1/", include("flexadmin.api_urls")),
     re_path(r"^api(/[\s\S]*)?$", api.not_found),
+    # billing's pages first: they take over User Management's list and person pages.
     path("", include("billing.urls")),
     path("", include("accounts.urls")),
 ]

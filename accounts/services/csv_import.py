@@ -29,6 +29,8 @@ class CsvRow:
     email: str
     role: str
     errors: list[str] = field(default_factory=list)
+    # Cells of the columns a caller asked for (``extra_columns``), by lower-case column name.
+    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -53,11 +55,14 @@ class CsvPreview:
         return [row for row in self.rows if not row.ok]
 
 
-def parse_member_csv(*, team: Team, data: bytes) -> CsvPreview:
+def parse_member_csv(*, team: Team, data: bytes, extra_columns: tuple[str, ...] = ()) -> CsvPreview:
     """Read and check a file of ``First name, Last name, Email[, Role]`` rows. Writes nothing.
 
     Every row is checked: e-mail syntax, known role, duplicates in the file, people who
     are already members, and the primary admin role (never granted by import).
+
+    ``extra_columns``: optional columns a higher layer reads and checks itself (billing's
+    ``flex``); their cells come back in ``CsvRow.extra``, unchecked.
     """
     try:
         text = data.decode("utf-8-sig")
@@ -89,7 +94,7 @@ def parse_member_csv(*, team: Team, data: bytes) -> CsvPreview:
         return CsvPreview(
             rows=[], errors=[f"The file has {len(records) - 1} rows; at most {settings.FLEX_CSV_MAX_ROWS} at a time."]
         )
-    index = {name: header.index(name) for name in CSV_COLUMNS if name in header}
+    index = {name: header.index(name) for name in (*CSV_COLUMNS, *extra_columns) if name in header}
     existing = set(Membership.objects.filter(team=team).values_list("user__email", flat=True).iterator())
     existing = {email.lower() for email in existing}
     seen: dict[str, int] = {}
@@ -106,6 +111,7 @@ def parse_member_csv(*, team: Team, data: bytes) -> CsvPreview:
             last_name=cell("last name"),
             email=cell("email").lower(),
             role=cell("role"),
+            extra={name: cell(name) for name in extra_columns},
         )
         if len(record) > len(header):
             row.errors.append(f"has {len(record)} cells but the header names {len(header)} columns")

@@ -52,4 +52,44 @@ document.addEventListener("DOMContentLoaded", () => {
       }
     });
   });
+
+  // By User: a box in the selection column's header ticks every row of the page
+  // (<input data-select-all="member" hidden>, shown only here: without JavaScript the
+  // "all matching the filter" box does the same job on the server).
+  document.querySelectorAll("input[data-select-all]").forEach((all) => {
+    const form = all.closest("form");
+    if (!form) return;
+    const boxes = () => Array.from(form.querySelectorAll(`input[type=checkbox][name="${all.dataset.selectAll}"]`));
+    const sync = () => {
+      const ticked = boxes().filter((box) => box.checked).length;
+      all.checked = ticked > 0 && ticked === boxes().length;
+      all.indeterminate = ticked > 0 && ticked < boxes().length;
+    };
+    all.hidden = false;
+    all.addEventListener("change", () => {
+      boxes().forEach((box) => { box.checked = all.checked; });
+    });
+    boxes().forEach((box) => box.addEventListener("change", sync));
+    sync();
+  });
+
+  // The Flex picker: ticking a product chooses "only the products ticked"; choosing
+  // "all products" dims the boxes (they are ignored then). The server decides either way.
+  document.querySelectorAll("[data-flex-products]").forEach((picker) => {
+    const form = picker.closest("form");
+    const radios = form ? Array.from(form.querySelectorAll('input[type=radio][name="scope"]')) : [];
+    const list = radios.find((radio) => radio.value === "list");
+    if (!list) return;
+    const show = () => picker.classList.toggle("is-muted", !list.checked);
+    radios.forEach((radio) => radio.addEventListener("change", show));
+    picker.querySelectorAll('input[type=checkbox][name="products"]').forEach((box) => {
+      box.addEventListener("change", () => {
+        if (box.checked && !list.checked) {
+          list.checked = true;
+          show();
+        }
+      });
+    });
+    show();
+  });
 });

@@ -13,6 +13,8 @@ from django.urls import reverse
 
 from accounts import services
 from accounts.models import ApiKey, Membership
+from billing import services as billing_services
+from billing.models import FlexAssignment
 
 ROLES = ["primary_admin", "secondary_admin", "report_viewer", "member", "sales_rep", "outsider", "anonymous"]
 
@@ -38,10 +40,7 @@ ADMIN_ONLY_POST = {**ADMIN_ONLY, "primary_admin": 405, "secondary_admin": 405}
 
 TEAM_PAGES: dict[str, tuple[str, dict[str, int]]] = {
     "accounts:team-home": ("team", EVERY_MEMBER),
-    "accounts:member-list": ("team", ADMIN_ONLY),
     "accounts:member-invite": ("team", ADMIN_ONLY),
-    "accounts:member-import": ("team", ADMIN_ONLY),
-    "accounts:member-detail": ("member", ADMIN_ONLY),
     "accounts:member-remove": ("member", ADMIN_ONLY),
     "accounts:member-transfer": ("member", PRIMARY_ONLY),
     "accounts:team-settings": ("team", ADMIN_ONLY),
@@ -51,6 +50,16 @@ TEAM_PAGES: dict[str, tuple[str, dict[str, int]]] = {
     "accounts:alert-settings": ("team", ADMIN_ONLY),
     "billing:tokens": ("team", BILLING),
     "billing:my-usage": ("team", EVERY_MEMBER),
+    # User Management's pages that show or change Flex (billing's).
+    "billing:member-list": ("team", ADMIN_ONLY),
+    "billing:member-export": ("team", ADMIN_ONLY),
+    "billing:member-bulk": ("bulk", ADMIN_ONLY),
+    "billing:member-import": ("team", ADMIN_ONLY),
+    "billing:member-detail": ("member", ADMIN_ONLY),
+    "billing:member-flex": ("member", ADMIN_ONLY_POST),
+    "billing:member-flex-remove": ("member", ADMIN_ONLY_POST),
+    "billing:flex-products": ("team", ADMIN_ONLY),
+    "billing:flex-product": ("product", ADMIN_ONLY),
 }
 # Pages that only read: a POST changes nothing. Who may open the page gets 405; everybody
 # else what a GET gets (the permission is checked first, so nothing is revealed).
@@ -72,8 +81,10 @@ OTHER_PAGES: dict[str, tuple[str, dict[str, int]]] = {
 
 
 def _args(kind: str, team, personas) -> list:
-    if kind == "team":
+    if kind in ("team", "bulk"):
         return [team.slug]
+    if kind == "product":
+        return [team.slug, "autocad"]
     if kind == "member":
         # A plain member of that team, so that every page (remove, transfer) applies to them.
         membership = Membership.objects.filter(team=team, role="member").first()
@@ -87,6 +98,18 @@ def _args(kind: str, team, personas) -> list:
         [notice] = services.notify(users=[personas.primary_admin], team=team, kind="low_balance", title="Low", body="…")
         return [notice.pk]
     return []
+
+
+def _query(kind: str, team) -> str:
+    """The query a page needs besides its path: the bulk page, the team's plain member selected."""
+    if kind == "bulk":
+        membership = Membership.objects.filter(team=team, role="member").first()
+        return f"?action=remove&member={membership.pk}"
+    return ""
+
+
+def _url(url_name: str, kind: str, team, personas) -> str:
+    return reverse(url_name, args=_args(kind, team, personas)) + _query(kind, team)
 
 
 def _client_for(client, personas, role: str):
@@ -109,7 +132,7 @@ def test_team_page_access(client, personas, url_name, role, target):
         expected = expected_own["primary_admin"]
     else:
         expected = 404
-    response = _client_for(client, personas, role).get(reverse(url_name, args=_args(kind, team, personas)))
+    response = _client_for(client, personas, role).get(_url(url_name, kind, team, personas))
     assert response.status_code == expected, f"{url_name} as {role} on {target}"
     if expected == 302:
         assert response.url.startswith(reverse("login"))
@@ -189,9 +212,48 @@ def test_read_only_pages_refuse_a_post(client, personas, url_name, role, target)
     assert response.status_code == expected, f"POST {url_name} as {role} on {target}"
 
 
+# The POSTs that change Flex: (url name, kind, form data, how to tell that it changed).
+FLEX_POSTS = [
+    ("billing:member-flex", "member", {"scope": "all"}),
+    ("billing:member-flex-remove", "member", {}),
+    ("billing:member-bulk", "team", {"action": "assign", "scope": "all"}),
+    ("billing:member-bulk", "team", {"action": "remove"}),
+]
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("target", ["team", "other_team"])
+@pytest.mark.parametrize("url_name,kind,data", FLEX_POSTS)
+def test_flex_changes_follow_the_same_rules(client, personas, url_name, kind, data, role, target):
+    """Who may change Flex does; everybody else gets what they get on the pages (403 that
+    explains, 404 for another team, the sign-in page) and nothing changes."""
+    team = personas.team if target == "team" else personas.other_team
+    membership = Membership.objects.filter(team=team, role="member").first()
+    removing = url_name == "billing:member-flex-remove" or data.get("action") == "remove"
+    if removing:
+        billing_services.assign_flex(team=team, user=membership.user, products=["revit"], actor=None)
+    before = list(FlexAssignment.objects.values_list("pk", "removed_at"))
+    if kind == "team":
+        data = {**data, "member": [membership.pk]}
+    response = _client_for(client, personas, role).post(reverse(url_name, args=_args(kind, team, personas)), data)
+    if target == "team":
+        allowed, refused = ADMIN_ONLY[role] == 200, ADMIN_ONLY[role]
+    else:
+        allowed, refused = role == "outsider", 302 if role == "anonymous" else 404
+    now = FlexAssignment.objects.filter(team=team, user=membership.user, removed_at__isnull=True).first()
+    if allowed:
+        assert response.status_code == 302, f"{url_name} {data} as {role} on {target}"
+        assert (now is None) if removing else (now is not None and now.all_products)
+    else:
+        assert response.status_code == refused, f"{url_name} {data} as {role} on {target}"
+        assert list(FlexAssignment.objects.values_list("pk", "removed_at")) == before
+        if refused == 302:
+            assert response.url.startswith(reverse("login"))
+
+
 def test_a_member_of_another_team_is_not_found_through_your_team(admin_client, personas):
     foreign = Membership.objects.get(team=personas.other_team, user=personas.outsider)
-    for name in ("accounts:member-detail", "accounts:member-remove", "accounts:member-transfer"):
+    for name in ("billing:member-detail", "accounts:member-remove", "accounts:member-transfer"):
         response = admin_client.get(reverse(name, args=[personas.team.slug, foreign.pk]))
         assert response.status_code == 404
     response = admin_client.post(reverse("accounts:member-remove", args=[personas.team.slug, foreign.pk]))
@@ -199,11 +261,13 @@ def test_a_member_of_another_team_is_not_found_through_your_team(admin_client, p
     assert Membership.objects.filter(pk=foreign.pk).exists()
 
 
-def test_forbidden_page_explains_itself(client, personas):
-    client.force_login(personas.report_viewer)
-    response = client.get(reverse("accounts:member-list", args=[personas.team.slug]))
+@pytest.mark.parametrize("role,label", [("report_viewer", "report viewer"), ("member", "member")])
+@pytest.mark.parametrize("url_name", ["billing:member-list", "billing:flex-products", "billing:member-import"])
+def test_forbidden_page_explains_itself(client, personas, url_name, role, label):
+    client.force_login(personas.by_role(role))
+    response = client.get(reverse(url_name, args=[personas.team.slug]))
     assert response.status_code == 403
-    assert "As a report viewer you can't manage the team's users" in html.unescape(response.content.decode())
+    assert f"As a {label} you can't manage the team's users" in html.unescape(response.content.decode())
 
 
 def test_a_member_opening_billing_gets_an_explaining_403(client, personas):

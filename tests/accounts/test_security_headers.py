@@ -16,7 +16,7 @@ from django.urls import reverse
 
 from accounts import services
 from accounts.models import User
-from tests.accounts.test_authorization_matrix import OTHER_PAGES, ROLES, TEAM_PAGES, _args, _client_for
+from tests.accounts.test_authorization_matrix import OTHER_PAGES, ROLES, TEAM_PAGES, _client_for, _url
 
 TEAM = "own-team"
 
@@ -149,7 +149,7 @@ def test_every_page_of_the_authorization_matrix_sends_the_policy(client, persona
     pages = [(name, kind, team) for name, (kind, _) in TEAM_PAGES.items() for team in teams]
     pages += [(name, kind, personas.team) for name, (kind, _) in OTHER_PAGES.items()]
     for url_name, kind, team in pages:
-        response = client.get(reverse(url_name, args=_args(kind, team, personas)))
+        response = client.get(_url(url_name, kind, team, personas))
         assert_strict(response)
         if response.status_code == 200:
             assert inline_markup(response.content.decode()) == [], url_name
