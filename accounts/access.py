@@ -29,6 +29,7 @@ class Perm(StrEnum):
     VIEW_AUDIT = "view_audit"
     MANAGE_API_KEYS = "manage_api_keys"
     VIEW_BILLING = "view_billing"
+    VIEW_REPORTS = "view_reports"
 
 
 PERM_DESCRIPTIONS = {
@@ -39,6 +40,7 @@ PERM_DESCRIPTIONS = {
     Perm.VIEW_AUDIT: "see the team's activity log",
     Perm.MANAGE_API_KEYS: "manage the team's API keys",
     Perm.VIEW_BILLING: "see the team's token balance, packs and token events",
+    Perm.VIEW_REPORTS: "see the team's usage reports",
 }
 
 _ADMIN = {
@@ -48,12 +50,13 @@ _ADMIN = {
     Perm.VIEW_AUDIT,
     Perm.MANAGE_API_KEYS,
     Perm.VIEW_BILLING,
+    Perm.VIEW_REPORTS,
 }
 ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
     Role.PRIMARY_ADMIN: frozenset(_ADMIN | {Perm.TRANSFER_PRIMARY_ADMIN}),
     Role.SECONDARY_ADMIN: frozenset(_ADMIN),
     # Managers watch balances and reports; they change nothing (domain.md "People").
-    Role.REPORT_VIEWER: frozenset({Perm.VIEW_TEAM, Perm.VIEW_BILLING}),
+    Role.REPORT_VIEWER: frozenset({Perm.VIEW_TEAM, Perm.VIEW_BILLING, Perm.VIEW_REPORTS}),
     Role.MEMBER: frozenset({Perm.VIEW_TEAM}),
 }
 
@@ -209,6 +212,21 @@ def navigation(request: HttpRequest, access: TeamAccess | None = None) -> list[N
             ),
             # Billing's pages, named by their URL names only (accounts never imports billing).
             ("Billing & Orders", "billing:tokens", "billing", Perm.VIEW_BILLING, ("billing:tokens",)),
+            # Reporting's pages, by URL name only (accounts never imports reporting).
+            (
+                "Reporting",
+                "reporting:summary",
+                "reports",
+                Perm.VIEW_REPORTS,
+                (
+                    "reporting:summary",
+                    "reporting:by-product",
+                    "reporting:product-detail",
+                    "reporting:by-user",
+                    "reporting:user-detail",
+                    "reporting:denials",
+                ),
+            ),
             ("My usage", "billing:my-usage", "usage", Perm.VIEW_TEAM, ("billing:my-usage",)),
             (
                 "Settings",

@@ -16,6 +16,7 @@ urlpatterns = [
     re_path(r"^api(/[\s\S]*)?$", api.not_found),
     # billing's pages first: they take over User Management's list and person pages.
     path("", include("billing.urls")),
+    path("", include("reporting.urls")),
     path("", include("accounts.urls")),
 ]
 

@@ -34,6 +34,9 @@ EVERY_MEMBER = {**ADMIN_ONLY, "report_viewer": 200, "member": 200}
 # Billing & Orders: admins and report viewers (read-only), not members.
 BILLING = {**ADMIN_ONLY, "report_viewer": 200}
 PRIMARY_ONLY = {**ADMIN_ONLY, "secondary_admin": 403}
+# Reporting > Flex token usage: admins and report viewers (By User on Standard is the upsell
+# page, a 200 too: never an error page).
+REPORTS = {**ADMIN_ONLY, "report_viewer": 200}
 # A POST-only action opened with GET: who may use it gets 405, everybody else what they
 # would get on an admin page (the permission is checked first, so nothing is revealed).
 ADMIN_ONLY_POST = {**ADMIN_ONLY, "primary_admin": 405, "secondary_admin": 405}
@@ -60,10 +63,24 @@ TEAM_PAGES: dict[str, tuple[str, dict[str, int]]] = {
     "billing:member-flex-remove": ("member", ADMIN_ONLY_POST),
     "billing:flex-products": ("team", ADMIN_ONLY),
     "billing:flex-product": ("product", ADMIN_ONLY),
+    # Reporting > Flex token usage (reporting's).
+    "reporting:summary": ("team", REPORTS),
+    "reporting:by-product": ("team", REPORTS),
+    "reporting:product-detail": ("product", REPORTS),
+    "reporting:by-user": ("team", REPORTS),
+    "reporting:user-detail": ("report_user", REPORTS),
+    "reporting:denials": ("team", REPORTS),
 }
 # Pages that only read: a POST changes nothing. Who may open the page gets 405; everybody
 # else what a GET gets (the permission is checked first, so nothing is revealed).
-READ_ONLY_PAGES = ["billing:tokens", "billing:my-usage"]
+READ_ONLY_PAGES = [
+    "billing:tokens",
+    "billing:my-usage",
+    "reporting:summary",
+    "reporting:by-product",
+    "reporting:by-user",
+    "reporting:denials",
+]
 
 # Pages outside any team.
 NON_TEAM = {"primary_admin": 403, "secondary_admin": 403, "report_viewer": 403, "member": 403, "outsider": 403}
@@ -89,6 +106,10 @@ def _args(kind: str, team, personas) -> list:
         # A plain member of that team, so that every page (remove, transfer) applies to them.
         membership = Membership.objects.filter(team=team, role="member").first()
         return [team.slug, membership.pk]
+    if kind == "report_user":
+        # A report's person: the team's plain member, by user id.
+        membership = Membership.objects.filter(team=team, role="member").first()
+        return [team.slug, membership.user_id]
     if kind == "api_key":
         key, _ = services.create_api_key(team=team, name="Matrix", actor=None)
         return [team.slug, key.pk]
@@ -277,3 +298,23 @@ def test_a_member_opening_billing_gets_an_explaining_403(client, personas):
     body = html.unescape(response.content.decode())
     assert "As a member you can't see the team's token balance, packs and token events" in body
     assert "Ask an admin of Own Team" in body
+
+
+@pytest.mark.parametrize(
+    "url_name", ["reporting:summary", "reporting:by-product", "reporting:by-user", "reporting:denials"]
+)
+def test_a_member_opening_a_report_gets_an_explaining_403(client, personas, url_name):
+    client.force_login(personas.member)
+    response = client.get(reverse(url_name, args=[personas.team.slug]))
+    assert response.status_code == 403
+    body = html.unescape(response.content.decode())
+    assert "As a member you can't see the team's usage reports" in body
+    assert "Ask an admin of Own Team" in body
+
+
+def test_a_person_of_another_team_is_not_found_in_your_reports(client, personas):
+    personas.team.plan = "premium"
+    personas.team.save(update_fields=["plan"])
+    client.force_login(personas.report_viewer)
+    response = client.get(reverse("reporting:user-detail", args=[personas.team.slug, personas.outsider.pk]))
+    assert response.status_code == 404

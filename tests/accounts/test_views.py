@@ -233,9 +233,9 @@ def test_sales_rep_sees_only_their_resellers_customers(client, personas):
 
 def test_navigation_shows_each_role_only_what_it_may_use(client, personas):
     expected = {
-        "primary_admin": ["Home", "User Management", "Billing & Orders", "My usage", "Settings"],
-        "secondary_admin": ["Home", "User Management", "Billing & Orders", "My usage", "Settings"],
-        "report_viewer": ["Home", "Billing & Orders", "My usage"],
+        "primary_admin": ["Home", "User Management", "Billing & Orders", "Reporting", "My usage", "Settings"],
+        "secondary_admin": ["Home", "User Management", "Billing & Orders", "Reporting", "My usage", "Settings"],
+        "report_viewer": ["Home", "Billing & Orders", "Reporting", "My usage"],
         "member": ["Home", "My usage"],
     }
     for role, labels in expected.items():

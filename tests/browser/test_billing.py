@@ -68,7 +68,7 @@ def test_report_viewer_reads_the_balance_page_and_finds_no_control_that_writes(
     page: Page, live_server, personas, history
 ):
     login(page, live_server, personas.report_viewer.email, personas.password)
-    assert nav_labels(page) == ["Home", "Billing & Orders", "My usage"]
+    assert nav_labels(page) == ["Home", "Billing & Orders", "Reporting", "My usage"]
 
     # The home page's balance card leads to Billing & Orders.
     card = page.locator(".balance-card")

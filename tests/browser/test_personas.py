@@ -9,13 +9,13 @@ from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import login, nav_labels, screenshot
 
-ADMIN_NAV = ["Home", "User Management", "Billing & Orders", "My usage", "Settings"]
+ADMIN_NAV = ["Home", "User Management", "Billing & Orders", "Reporting", "My usage", "Settings"]
 
 # persona -> (left navigation, h1 of the page the sign-in lands on, path it lands on)
 EXPECTED = {
     "primary_admin": (ADMIN_NAV, "Own Team", "/teams/own-team/"),
     "secondary_admin": (ADMIN_NAV, "Own Team", "/teams/own-team/"),
-    "report_viewer": (["Home", "Billing & Orders", "My usage"], "Own Team", "/teams/own-team/"),
+    "report_viewer": (["Home", "Billing & Orders", "Reporting", "My usage"], "Own Team", "/teams/own-team/"),
     "member": (["Home", "My usage"], "Own Team", "/teams/own-team/"),
     "sales_rep": (["Customers"], "Customers", "/customers/"),
 }

@@ -33,7 +33,7 @@ def test_team_switcher_moves_between_the_teams_of_a_person(page: Page, live_serv
     switcher = page.locator("details.team-switcher")
     expect(page.locator("h1")).to_have_text("Other Team")
     expect(switcher.locator("summary")).to_have_attribute("aria-label", "Switch team, current: Other Team")
-    assert nav_labels(page) == ["Home", "User Management", "Billing & Orders", "My usage", "Settings"]
+    assert nav_labels(page) == ["Home", "User Management", "Billing & Orders", "Reporting", "My usage", "Settings"]
 
     switcher.locator("summary").click()
     expect(switcher.get_by_role("link")).to_have_count(2)

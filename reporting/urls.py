@@ -1,0 +1,17 @@
+"""Reporting's pages (``app_name = "reporting"``), included by ``flexadmin/urls.py`` before
+accounts' pages."""
+
+from django.urls import path
+
+from reporting import views
+
+app_name = "reporting"
+
+urlpatterns = [
+    path("teams/<slug:team>/reports/", views.summary, name="summary"),
+    path("teams/<slug:team>/reports/products/", views.by_product, name="by-product"),
+    path("teams/<slug:team>/reports/products/<slug:product>/", views.product_detail, name="product-detail"),
+    path("teams/<slug:team>/reports/users/", views.by_user, name="by-user"),
+    path("teams/<slug:team>/reports/users/<int:user_id>/", views.user_detail, name="user-detail"),
+    path("teams/<slug:team>/reports/denials/", views.denials, name="denials"),
+]

@@ -1,0 +1,383 @@
+"""Reporting > Flex token usage: Summary, By Product (and a product), By User (Premium, and a
+person), Denials. Read-only pages over ``reporting.selectors`` (rollups only, except the
+denial reasons); the range and filters ride in the query string, carried across the tabs.
+Access through ``accounts.access.team_view(Perm.VIEW_REPORTS)``: admins and report viewers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_safe
+from django_tables2 import RequestConfig
+
+from accounts.access import Perm, TeamAccess, team_view
+from accounts.models import Membership, Team
+from reporting import charts, selectors
+from reporting.forms import ReportForm
+from reporting.ranges import DEFAULT_RANGE, Period, resolve
+from reporting.tables import (
+    BucketTable,
+    DenialDayTable,
+    DenialReasonTable,
+    ProductReportTable,
+    UserReportTable,
+    WeekGridTable,
+)
+
+PER_PAGE = 50
+TABS = [
+    ("Summary", "reporting:summary", "summary"),
+    ("By Product", "reporting:by-product", "product"),
+    ("By User", "reporting:by-user", "user"),
+    ("Denials", "reporting:denials", "denials"),
+]
+# Query parameters that belong to one page's table, not to the report's range and filters.
+TABLE_PARAMS = ("sort", "page")
+
+
+def person_label(person: dict) -> str:
+    """How a person appears in the reports."""
+    return person["name"] or person["user"]
+
+
+@dataclass
+class Report:
+    """What every report page shares: the team, the range, the filters and the tabs."""
+
+    team: Team
+    form: ReportForm
+    period: Period
+    product: str | None
+    user_id: int | None
+    products: dict[str, str]
+    people: list[dict] | None
+    query: str
+
+    @property
+    def product_label(self) -> str:
+        return self.products.get(self.product, self.product or "")
+
+    @property
+    def user_label(self) -> str:
+        person = next((p for p in self.people or [] if p["user_id"] == self.user_id), None)
+        return person["label"] if person else ""
+
+    def selection(self) -> dict:
+        return {
+            "team": self.team,
+            "start": self.period.start,
+            "end": self.period.end,
+            "product": self.product,
+            "user_id": self.user_id,
+        }
+
+
+def _report(request: HttpRequest, access: TeamAccess) -> Report:
+    team = access.team
+    products = selectors.report_products(team=team)
+    people = None
+    if team.is_premium:
+        people = selectors.report_people(team=team)
+        for person in people:
+            person["label"] = person_label(person)
+    form = ReportForm(request.GET or None, products=products, people=people)
+    data = form.cleaned_data if form.is_bound and form.is_valid() else {}
+    period = resolve(
+        data.get("range") or DEFAULT_RANGE,
+        today=timezone.localdate(),  # team_view switched to the team's time zone
+        contract_start=team.contract_start,
+        contract_end=team.contract_end,
+        start=data.get("start"),
+        end=data.get("end"),
+    )
+    query = request.GET.copy()
+    for name in TABLE_PARAMS:
+        query.pop(name, None)
+    return Report(
+        team=team,
+        form=form,
+        period=period,
+        product=data.get("product") or None,
+        user_id=data.get("user") if team.is_premium else None,
+        products=products,
+        people=people,
+        query=query.urlencode(),
+    )
+
+
+def _context(request: HttpRequest, report: Report, tab: str, **extra) -> dict:
+    team = report.team
+    tabs = []
+    for label, name, key in TABS:
+        url = reverse(name, args=[team.slug])
+        tabs.append({"label": label, "url": f"{url}?{report.query}" if report.query else url, "active": key == tab})
+    trail = [(team.name, reverse("accounts:team-home", args=[team.slug])), ("Reporting", None)]
+    return {
+        "team": team,
+        "report": report,
+        "period": report.period,
+        "tabs": tabs,
+        "tab": tab,
+        "as_of": selectors.last_processed_at(team=team),
+        "breadcrumbs": trail,
+        **extra,
+    }
+
+
+def _change(now: Decimal | int, before: Decimal | int | None) -> dict | None:
+    if before is None:
+        return None
+    delta = now - before
+    percent = (Decimal(delta) / Decimal(before) * 100).quantize(Decimal("0.1")) if before else None
+    return {"delta": delta, "percent": percent, "up": delta > 0, "down": delta < 0}
+
+
+def _chart(report: Report, rows: list[dict], key: str = "sum_tokens") -> tuple[dict, BucketTable, str]:
+    size, series = charts.buckets(rows, start=report.period.start, end=report.period.end, key=key)
+    totals = charts.by_product([{**row, "sum_tokens": row[key]} for row in rows])
+    order = sorted(totals, key=lambda code: (-totals[code], code))
+    names = {code: report.products.get(code, code) for code in order}
+    chart = charts.stacked_bars(series, order)
+    chart["legend"] = [{"name": names[code], "css": chart["colours"][code]} for code in order]
+    for bar in chart["bars"]:
+        for stack in bar["stacks"]:
+            stack["name"] = names[stack["product"]]
+    table = BucketTable([b for b in series if b.total], products=names, size=size)
+    return chart, table, size
+
+
+@team_view(Perm.VIEW_REPORTS)
+@require_safe
+def summary(request: HttpRequest, access: TeamAccess) -> HttpResponse:
+    report = _report(request, access)
+    totals = selectors.usage_totals(**report.selection())
+    previous_period = report.period.previous()
+    before = None
+    if previous_period is not None:
+        before = selectors.usage_totals(
+            **{**report.selection(), "start": previous_period.start, "end": previous_period.end}
+        )
+    figures = [
+        {"label": "Tokens", "value": totals["tokens"], "tokens": True, "key": "tokens"},
+        {"label": "Cloud credits", "value": totals["cloud_credits"], "tokens": True, "key": "cloud_credits"},
+        {"label": "Charges", "value": totals["charges"], "key": "charges"},
+        {"label": "Products used", "value": totals["products"], "key": "products"},
+        {"label": "Active users", "value": totals["users"], "key": "users"},
+    ]
+    for figure in figures:
+        figure["change"] = _change(figure["value"], before[figure["key"]] if before else None)
+    chart, table, size = _chart(report, selectors.tokens_by_day_and_product(**report.selection()))
+    return render(
+        request,
+        "reporting/summary.html",
+        _context(
+            request,
+            report,
+            "summary",
+            totals=totals,
+            figures=figures,
+            previous_period=previous_period,
+            chart=chart,
+            day_table=table,
+            size=size,
+        ),
+    )
+
+
+def _with_share(rows: list[dict]) -> list[dict]:
+    total = sum((row["tokens"] for row in rows), Decimal(0))
+    for row in rows:
+        row["share"] = row["tokens"] / total * 100 if total else Decimal(0)
+    return rows
+
+
+@team_view(Perm.VIEW_REPORTS)
+@require_safe
+def by_product(request: HttpRequest, access: TeamAccess) -> HttpResponse:
+    report = _report(request, access)
+    rows = _with_share(selectors.usage_by_product(**report.selection()))
+    table = ProductReportTable(rows, team_slug=report.team.slug, query=report.query)
+    RequestConfig(request, paginate=False).configure(table)
+    top = max((row["tokens"] for row in rows), default=Decimal(0))
+    bars = [
+        {
+            "name": row["name"],
+            "tokens": row["tokens"],
+            "y": 8 + i * 28,
+            "width": f"{row['tokens'] / top * 460:.1f}" if top else "0",
+        }
+        for i, row in enumerate(rows)
+    ]
+    return render(
+        request,
+        "reporting/by_product.html",
+        _context(
+            request,
+            report,
+            "product",
+            table=table,
+            bars=bars,
+            bars_height=16 + 28 * len(bars),
+            totals=_sum(rows, ("tokens", "cloud_credits", "charges", "denials")),
+        ),
+    )
+
+
+def _sum(rows: list[dict], keys: tuple[str, ...]) -> dict:
+    return {key: sum((row[key] for row in rows), 0) for key in keys}
+
+
+@team_view(Perm.VIEW_REPORTS)
+@require_safe
+def product_detail(request: HttpRequest, access: TeamAccess, product: str) -> HttpResponse:
+    report = _report(request, access)
+    name = report.products.get(product) or selectors.product_names({product}).get(product)
+    if name is None:
+        raise Http404("No such product.")
+    selection = {**report.selection(), "product": product}
+    totals = selectors.usage_totals(**selection)
+    chart, table, size = _chart(report, selectors.tokens_by_day_and_product(**selection))
+    users = None
+    if report.team.is_premium:
+        rows = selectors.usage_by_user(**selection)
+        for row in rows:
+            row["label"] = person_label(row)
+        users = UserReportTable(rows, team_slug=report.team.slug, query=report.query)
+        RequestConfig(request, paginate={"per_page": PER_PAGE}).configure(users)
+    return render(
+        request,
+        "reporting/product_detail.html",
+        _context(
+            request,
+            report,
+            "product",
+            product=product,
+            product_name=name,
+            totals=totals,
+            chart=chart,
+            day_table=table,
+            size=size,
+            users=users,
+        ),
+    )
+
+
+# What the upsell's preview shows: made-up people, marked as an illustration.
+ILLUSTRATION = [
+    {"label": "Alex Example", "tokens": Decimal(420), "products": 3, "days": 38, "last_used": None},
+    {"label": "Sam Sample", "tokens": Decimal(287), "products": 2, "days": 27, "last_used": None},
+    {"label": "Robin Placeholder", "tokens": Decimal(70), "products": 1, "days": 10, "last_used": None},
+]
+
+
+def _upsell(request: HttpRequest, report: Report) -> HttpResponse:
+    return render(request, "reporting/by_user_upsell.html", _context(request, report, "user", preview=ILLUSTRATION))
+
+
+@team_view(Perm.VIEW_REPORTS)
+@require_safe
+def by_user(request: HttpRequest, access: TeamAccess) -> HttpResponse:
+    report = _report(request, access)
+    if not report.team.is_premium:
+        return _upsell(request, report)
+    rows = selectors.usage_by_user(**report.selection())
+    for row in rows:
+        row["label"] = person_label(row)
+    table = UserReportTable(rows, team_slug=report.team.slug, query=report.query)
+    RequestConfig(request, paginate={"per_page": PER_PAGE}).configure(table)
+    return render(
+        request,
+        "reporting/by_user.html",
+        _context(request, report, "user", table=table, totals=_sum(rows, ("tokens",)), people_count=len(rows)),
+    )
+
+
+@team_view(Perm.VIEW_REPORTS)
+@require_safe
+def user_detail(request: HttpRequest, access: TeamAccess, user_id: int) -> HttpResponse:
+    report = _report(request, access)
+    if not report.team.is_premium:
+        return _upsell(request, report)
+    person = next((p for p in report.people if p["user_id"] == user_id), None)
+    if person is None:
+        # A member without usage has an empty report; anybody else is not found.
+        membership = Membership.objects.filter(team=report.team, user_id=user_id).select_related("user").first()
+        if membership is None:
+            raise Http404("No such person in the team.")
+        user = membership.user
+        person = {"user_id": user.pk, "user": user.email, "name": f"{user.first_name} {user.last_name}".strip()}
+        person["label"] = person_label(person)
+    selection = {**report.selection(), "user_id": user_id}
+    weeks = selectors.days_used_by_week(
+        team=report.team, user_id=user_id, start=report.period.start, end=report.period.end, product=report.product
+    )
+    codes = sorted({row["product"] for row in weeks}, key=lambda code: report.products.get(code, code).lower())
+    names = {code: report.products.get(code, code) for code in codes}
+    grid: dict = {}
+    for row in weeks:
+        entry = grid.setdefault(row["week"], {"label": f"{row['week']:%b %-d, %Y}", "days": {}, "total": 0})
+        entry["days"][row["product"]] = row["days"]
+    for entry in grid.values():
+        # Days used, all products: a day counts once however many products it used.
+        entry["total"] = sum(entry["days"].values())
+    grid_table = WeekGridTable(list(grid.values()), products=names)
+    products = _with_share(selectors.usage_by_product(**selection))
+    product_table = ProductReportTable(
+        products, team_slug=report.team.slug, query=report.query, orderable=False, exclude=("users",)
+    )
+    return render(
+        request,
+        "reporting/user_detail.html",
+        _context(
+            request,
+            report,
+            "user",
+            person=person,
+            totals=selectors.usage_totals(**selection),
+            grid=grid_table,
+            product_table=product_table,
+        ),
+    )
+
+
+@team_view(Perm.VIEW_REPORTS)
+@require_safe
+def denials(request: HttpRequest, access: TeamAccess) -> HttpResponse:
+    report = _report(request, access)
+    per_user = report.team.is_premium
+    days = selectors.denials_by_day(**report.selection(), per_user=per_user)
+    for row in days:
+        if per_user:
+            row["label"] = person_label(row)
+    day_table = DenialDayTable(
+        days, team_slug=report.team.slug, query=report.query, prefix="day-", exclude=() if per_user else ("label",)
+    )
+    RequestConfig(request, paginate={"per_page": PER_PAGE}).configure(day_table)
+    reasons = selectors.denials_by_reason(**report.selection())
+    reason_table = DenialReasonTable(reasons, prefix="reason-")
+    RequestConfig(request, paginate=False).configure(reason_table)
+    chart_rows = {}
+    for row in days:
+        key = (row["day"], row["product"])
+        chart_rows[key] = chart_rows.get(key, 0) + row["denials"]
+    rows = [{"day": day, "product": code, "sum_tokens": Decimal(n)} for (day, code), n in chart_rows.items()]
+    chart, _table, _size = _chart(report, rows)
+    return render(
+        request,
+        "reporting/denials.html",
+        _context(
+            request,
+            report,
+            "denials",
+            day_table=day_table,
+            reason_table=reason_table,
+            chart=chart,
+            total=sum(row["denials"] for row in days),
+            per_user=per_user,
+        ),
+    )

@@ -1,0 +1,90 @@
+"""Reporting > Flex token usage in Chromium: switching the range keeps it across the tabs,
+a product drills down, By User on Standard is the illustrated upsell, and on Premium a
+person opens the days-used grid. At 1280 px and at a phone's width, with screenshots."""
+
+from __future__ import annotations
+
+import re
+from importlib import import_module
+
+import pytest
+from django.apps import apps
+from playwright.sync_api import Page, expect
+
+from billing.models import Rate
+from tests.browser.conftest import login, screenshot
+from tests.reporting.conftest import charge_known_events
+
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture
+def rate_sheet(live_server):
+    """The rate sheet, put back when the transactional database emptied it."""
+    if not Rate.objects.exists():
+        import_module("billing.migrations.0002_rate_sheet").install(apps, None)
+
+
+def test_report_viewer_switches_range_drills_down_and_meets_the_upsell(page: Page, live_server, personas, rate_sheet):
+    charge_known_events(personas, premium=False)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    login(page, live_server, personas.report_viewer.email, personas.password)
+    page.locator("nav#sidenav").get_by_role("link", name="Reporting").click()
+    expect(page.get_by_role("heading", name="Flex token usage")).to_be_visible()
+    expect(page.locator(".report-figure[data-figure='tokens'] .big")).to_have_text("27")
+    expect(page.locator(".stacked-chart rect")).to_have_count(3)
+    screenshot(page, "reports-summary-1280.png")
+
+    page.get_by_label("Range", exact=True).select_option("all")
+    page.get_by_role("button", name="Apply").click()
+    expect(page).to_have_url(re.compile(r"range=all"))
+    page.get_by_role("navigation", name="Reports").get_by_role("link", name="By Product").click()
+    expect(page).to_have_url(re.compile(r"/reports/products/\?range=all"))
+    expect(page.get_by_label("Range", exact=True)).to_have_value("all")
+    screenshot(page, "reports-by-product-1280.png")
+
+    page.get_by_role("table").get_by_role("link", name="Revit").click()
+    expect(page.get_by_role("heading", name="Revit", exact=True)).to_be_visible()
+    expect(page.locator(".report-figure[data-figure='tokens'] .big")).to_have_text("10")
+    expect(page).to_have_url(re.compile(r"/reports/products/revit/\?range=all"))
+    screenshot(page, "reports-product-drill-down-1280.png")
+
+    page.go_back()
+    expect(page).to_have_url(re.compile(r"/reports/products/\?range=all"))
+    page.get_by_role("navigation", name="Reports").get_by_role("link", name=re.compile("By User")).click()
+    expect(page.get_by_role("heading", name="By User is part of the Premium plan")).to_be_visible()
+    expect(page.get_by_text("Illustrative", exact=True)).to_be_visible()
+    screenshot(page, "reports-by-user-standard-upsell-1280.png")
+
+    page.get_by_role("navigation", name="Reports").get_by_role("link", name="Denials").click()
+    expect(page.get_by_role("heading", name="By product and reason")).to_be_visible()
+    expect(page.get_by_role("cell", name="Not assigned Flex for the product")).to_be_visible()
+    screenshot(page, "reports-denials-1280.png")
+
+    page.set_viewport_size(PHONE)
+    page.get_by_role("navigation", name="Reports").get_by_role("link", name="Summary").click()
+    expect(page.locator(".report-figure[data-figure='tokens'] .big")).to_have_text("27")
+    screenshot(page, "reports-summary-390.png")
+
+
+def test_premium_admin_opens_a_persons_days_used_grid(page: Page, live_server, personas, rate_sheet):
+    charge_known_events(personas, premium=True)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    login(page, live_server, personas.primary_admin.email, personas.password)
+    page.goto(f"{live_server.url}/teams/{personas.team.slug}/reports/users/?range=all")
+    table = page.get_by_role("table")
+    expect(table.get_by_role("link", name="Mia Member")).to_be_visible()
+    expect(table.get_by_role("link", name="Val Viewer")).to_be_visible()
+    screenshot(page, "reports-by-user-premium-1280.png")
+
+    table.get_by_role("link", name="Mia Member").click()
+    expect(page.get_by_role("heading", name="Days used per week")).to_be_visible()
+    grid = page.locator("table.table-grid")
+    expect(grid.locator("thead")).to_contain_text("AutoCAD")
+    expect(grid.locator("thead")).to_contain_text("CFD cloud simulation")
+    screenshot(page, "reports-user-drill-down-1280.png")
+
+    page.set_viewport_size(PHONE)
+    page.reload()
+    expect(page.get_by_role("heading", name="Days used per week")).to_be_visible()
+    screenshot(page, "reports-user-drill-down-390.png")
