@@ -9,7 +9,7 @@ import django_tables2 as tables
 from django.urls import reverse
 from django.utils.html import format_html
 
-from core.money import tokens_text
+from core.money import fmt, tokens_text
 
 NUM = {"th": {"class": "num"}, "td": {"class": "num"}}
 
@@ -23,7 +23,7 @@ class TokensColumn(tables.Column):
         return tokens_text(value)
 
     def value(self, value: Decimal) -> str:
-        return str(value)
+        return fmt(value)  # two decimals, as the API writes amounts
 
 
 class CountColumn(tables.Column):
@@ -112,6 +112,9 @@ class UserReportTable(ReportTable):
         return format_html(
             '<a href="{}">{}</a>', self.link("reporting:user-detail", record["user_id"]), record["label"]
         )
+
+    def value_label(self, record: dict) -> str:
+        return record["label"]
 
     def value_last_used(self, value) -> str:
         return value.isoformat() if value else ""

@@ -14,4 +14,5 @@ urlpatterns = [
     path("teams/<slug:team>/reports/users/", views.by_user, name="by-user"),
     path("teams/<slug:team>/reports/users/<int:user_id>/", views.user_detail, name="user-detail"),
     path("teams/<slug:team>/reports/denials/", views.denials, name="denials"),
+    path("teams/<slug:team>/reports/export/<slug:name>.<slug:fmt>", views.export, name="export"),
 ]

@@ -5,9 +5,11 @@ Access through ``accounts.access.team_view(Perm.VIEW_REPORTS)``: admins and repo
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -17,7 +19,8 @@ from django_tables2 import RequestConfig
 
 from accounts.access import Perm, TeamAccess, team_view
 from accounts.models import Membership, Team
-from reporting import charts, selectors
+from core.money import fmt as amount_text
+from reporting import charts, exports, selectors
 from reporting.forms import ReportForm
 from reporting.ranges import DEFAULT_RANGE, Period, resolve
 from reporting.tables import (
@@ -25,6 +28,7 @@ from reporting.tables import (
     DenialDayTable,
     DenialReasonTable,
     ProductReportTable,
+    ReportTable,
     UserReportTable,
     WeekGridTable,
 )
@@ -117,9 +121,11 @@ def _context(request: HttpRequest, report: Report, tab: str, **extra) -> dict:
         url = reverse(name, args=[team.slug])
         tabs.append({"label": label, "url": f"{url}?{report.query}" if report.query else url, "active": key == tab})
     trail = [(team.name, reverse("accounts:team-home", args=[team.slug])), ("Reporting", None)]
+    export_query = request.GET.urlencode()
     return {
         "team": team,
         "report": report,
+        "export_query": f"?{export_query}" if export_query else "",
         "period": report.period,
         "tabs": tabs,
         "tab": tab,
@@ -381,3 +387,72 @@ def denials(request: HttpRequest, access: TeamAccess) -> HttpResponse:
             per_user=per_user,
         ),
     )
+
+
+# --- Exports: the table a report shows, as CSV or XLSX ---------------------------------------------
+
+
+def _summary_export(request: HttpRequest, report: Report) -> tuple[ReportTable, list]:
+    _, table, _size = _chart(report, selectors.tokens_by_day_and_product(**report.selection()))
+    rows = table.data.data
+    codes = [name for name in table.sequence if name not in ("label", "total")]
+    totals = [sum((b.values.get(code, Decimal(0)) for b in rows), Decimal(0)) for code in codes]
+    return table, ["Total", *totals, sum(totals, Decimal(0))]
+
+
+def _products_export(request: HttpRequest, report: Report) -> tuple[ReportTable, list]:
+    rows = _with_share(selectors.usage_by_product(**report.selection()))
+    table = ProductReportTable(rows, team_slug=report.team.slug, query=report.query)
+    RequestConfig(request, paginate=False).configure(table)
+    sums = _sum(rows, ("tokens", "cloud_credits", "charges", "denials"))
+    users = selectors.usage_totals(**report.selection())["users"] if rows else 0
+    share = "100.0%" if sums["tokens"] else "0.0%"
+    return table, ["Total", sums["tokens"], sums["cloud_credits"], sums["charges"], users, sums["denials"], share]
+
+
+def _users_export(request: HttpRequest, report: Report) -> tuple[ReportTable, list]:
+    if not report.team.is_premium:
+        raise PermissionDenied(f"By User is part of the Premium plan; {report.team.name} is on Standard.")
+    rows = selectors.usage_by_user(**report.selection())
+    for row in rows:
+        row["label"] = person_label(row)
+    table = UserReportTable(rows, team_slug=report.team.slug, query=report.query)
+    RequestConfig(request, paginate=False).configure(table)
+    return table, ["Total", _sum(rows, ("tokens",))["tokens"], "", "", ""]
+
+
+def _denials_export(request: HttpRequest, report: Report) -> tuple[ReportTable, list]:
+    per_user = report.team.is_premium
+    days = selectors.denials_by_day(**report.selection(), per_user=per_user)
+    for row in days:
+        if per_user:
+            row["label"] = person_label(row)
+    table = DenialDayTable(
+        days, team_slug=report.team.slug, query=report.query, prefix="day-", exclude=() if per_user else ("label",)
+    )
+    RequestConfig(request, paginate=False).configure(table)
+    return table, ["Total", "", *([""] if per_user else []), sum(row["denials"] for row in days)]
+
+
+EXPORTS = {
+    "summary": ("Tokens by day", _summary_export),
+    "products": ("By Product", _products_export),
+    "users": ("By User", _users_export),
+    "denials": ("Denials", _denials_export),
+}
+
+
+@team_view(Perm.VIEW_REPORTS)
+@require_safe
+def export(request: HttpRequest, access: TeamAccess, name: str, fmt: str) -> HttpResponse:
+    if name not in EXPORTS or fmt not in ("csv", "xlsx"):
+        raise Http404("No such export.")
+    report = _report(request, access)
+    sheet, build = EXPORTS[name]
+    table, totals = build(request, report)
+    totals = [amount_text(cell) if isinstance(cell, Decimal) else cell for cell in totals]
+    rows = itertools.chain(table.as_values(), [totals])
+    filename = f"{report.team.slug}_{name}_{report.period.slug}"
+    if fmt == "csv":
+        return exports.csv_response(rows, filename)
+    return exports.xlsx_response(rows, filename, sheet=sheet)

@@ -318,3 +318,28 @@ def test_a_person_of_another_team_is_not_found_in_your_reports(client, personas)
     client.force_login(personas.report_viewer)
     response = client.get(reverse("reporting:user-detail", args=[personas.team.slug, personas.outsider.pk]))
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("target", ["team", "other_team"])
+@pytest.mark.parametrize("report", ["summary", "products", "users", "denials"])
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_report_exports_follow_the_report_pages(client, personas, report, fmt, role, target):
+    """Exports as their reports; By User's only on Premium (the own team is Standard: an
+    explaining 403 for those who may see reports; the other team is Premium)."""
+    team = personas.team if target == "team" else personas.other_team
+    if target == "team":
+        expected = REPORTS[role]
+        if report == "users" and expected == 200:
+            expected = 403
+    elif role == "anonymous":
+        expected = 302
+    elif role == "outsider":
+        expected = REPORTS["primary_admin"]
+    else:
+        expected = 404
+    url = reverse("reporting:export", args=[team.slug, report, fmt])
+    response = _client_for(client, personas, role).get(url)
+    assert response.status_code == expected, f"{report}.{fmt} as {role} on {target}"
+    if expected == 200:
+        assert response["Content-Disposition"].startswith("attachment;")

@@ -4,8 +4,11 @@ person opens the days-used grid. At 1280 px and at a phone's width, with screens
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from importlib import import_module
+from pathlib import Path
 
 import pytest
 from django.apps import apps
@@ -42,6 +45,18 @@ def test_report_viewer_switches_range_drills_down_and_meets_the_upsell(page: Pag
     expect(page).to_have_url(re.compile(r"/reports/products/\?range=all"))
     expect(page.get_by_label("Range", exact=True)).to_have_value("all")
     screenshot(page, "reports-by-product-1280.png")
+
+    # The export is the table shown: the same rows in the same order, and a totals row.
+    with page.expect_download() as download:
+        page.get_by_role("link", name="CSV").click()
+    assert download.value.suggested_filename == "own-team_products_all-dates.csv"
+    rows = list(csv.reader(io.StringIO(Path(download.value.path()).read_text(encoding="utf-8-sig"))))
+    assert [r[0] for r in rows] == ["Product", "CFD cloud simulation", "Revit", "AutoCAD", "Total"]
+    assert rows[-1][1] == "27.00"
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Excel").click()
+    assert download.value.suggested_filename == "own-team_products_all-dates.xlsx"
+    assert Path(download.value.path()).read_bytes()[:2] == b"PK"
 
     page.get_by_role("table").get_by_role("link", name="Revit").click()
     expect(page.get_by_role("heading", name="Revit", exact=True)).to_be_visible()
