@@ -53,10 +53,15 @@ class TeamSettingsForm(forms.Form):
         choices=TIME_ZONE_CHOICES,
         help_text="Usage reports count days in this time zone.",
     )
+    report_names = forms.BooleanField(
+        label="Display names and e-mail addresses in reports",
+        required=False,
+        help_text="Off: every report, drill-down and export shows a stable pseudonym per person (User 17) instead.",
+    )
 
     @classmethod
     def for_team(cls, team: Team, data: dict | None = None) -> "TeamSettingsForm":
-        return cls(data, initial={"name": team.name, "time_zone": team.time_zone})
+        return cls(data, initial={"name": team.name, "time_zone": team.time_zone, "report_names": team.report_names})
 
 
 class ApiKeyForm(forms.Form):

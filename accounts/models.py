@@ -120,6 +120,12 @@ class Team(models.Model):
     time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
     contract_start = models.DateField()
     contract_end = models.DateField()
+    # Privacy (domain.md "Reports"): off, the reports show a stable pseudonym per person.
+    report_names = models.BooleanField(
+        "Display names and e-mail addresses in reports",
+        default=True,
+        help_text="Off: every report, drill-down and export shows a pseudonym (User 17) instead.",
+    )
     reseller = models.ForeignKey(Reseller, on_delete=models.PROTECT, related_name="teams")
     created_at = models.DateTimeField(default=timezone.now)
 

@@ -44,8 +44,12 @@ TABS = [
 TABLE_PARAMS = ("sort", "page")
 
 
-def person_label(person: dict) -> str:
-    """How a person appears in the reports."""
+def person_label(person: dict, names: bool) -> str:
+    """How a person appears in the reports: their name (or e-mail), or, when the team turned
+    "Display names and e-mail addresses in reports" off, a pseudonym that stays the same for
+    the person across reports, drill-downs, exports and visits (their user number)."""
+    if not names:
+        return f"User {person['user_id']}"
     return person["name"] or person["user"]
 
 
@@ -88,7 +92,9 @@ def _report(request: HttpRequest, access: TeamAccess) -> Report:
     if team.is_premium:
         people = selectors.report_people(team=team)
         for person in people:
-            person["label"] = person_label(person)
+            person["label"] = person_label(person, team.report_names)
+        if not team.report_names:
+            people.sort(key=lambda person: person["user_id"])  # not in the order of their names
     form = ReportForm(request.GET or None, products=products, people=people)
     data = form.cleaned_data if form.is_bound and form.is_valid() else {}
     period = resolve(
@@ -252,7 +258,7 @@ def product_detail(request: HttpRequest, access: TeamAccess, product: str) -> Ht
     if report.team.is_premium:
         rows = selectors.usage_by_user(**selection)
         for row in rows:
-            row["label"] = person_label(row)
+            row["label"] = person_label(row, report.team.report_names)
         users = UserReportTable(rows, team_slug=report.team.slug, query=report.query)
         RequestConfig(request, paginate={"per_page": PER_PAGE}).configure(users)
     return render(
@@ -293,7 +299,7 @@ def by_user(request: HttpRequest, access: TeamAccess) -> HttpResponse:
         return _upsell(request, report)
     rows = selectors.usage_by_user(**report.selection())
     for row in rows:
-        row["label"] = person_label(row)
+        row["label"] = person_label(row, report.team.report_names)
     table = UserReportTable(rows, team_slug=report.team.slug, query=report.query)
     RequestConfig(request, paginate={"per_page": PER_PAGE}).configure(table)
     return render(
@@ -317,7 +323,7 @@ def user_detail(request: HttpRequest, access: TeamAccess, user_id: int) -> HttpR
             raise Http404("No such person in the team.")
         user = membership.user
         person = {"user_id": user.pk, "user": user.email, "name": f"{user.first_name} {user.last_name}".strip()}
-        person["label"] = person_label(person)
+        person["label"] = person_label(person, report.team.report_names)
     selection = {**report.selection(), "user_id": user_id}
     weeks = selectors.days_used_by_week(
         team=report.team, user_id=user_id, start=report.period.start, end=report.period.end, product=report.product
@@ -359,7 +365,7 @@ def denials(request: HttpRequest, access: TeamAccess) -> HttpResponse:
     days = selectors.denials_by_day(**report.selection(), per_user=per_user)
     for row in days:
         if per_user:
-            row["label"] = person_label(row)
+            row["label"] = person_label(row, report.team.report_names)
     day_table = DenialDayTable(
         days, team_slug=report.team.slug, query=report.query, prefix="day-", exclude=() if per_user else ("label",)
     )
@@ -415,7 +421,7 @@ def _users_export(request: HttpRequest, report: Report) -> tuple[ReportTable, li
         raise PermissionDenied(f"By User is part of the Premium plan; {report.team.name} is on Standard.")
     rows = selectors.usage_by_user(**report.selection())
     for row in rows:
-        row["label"] = person_label(row)
+        row["label"] = person_label(row, report.team.report_names)
     table = UserReportTable(rows, team_slug=report.team.slug, query=report.query)
     RequestConfig(request, paginate=False).configure(table)
     return table, ["Total", _sum(rows, ("tokens",))["tokens"], "", "", ""]
@@ -426,7 +432,7 @@ def _denials_export(request: HttpRequest, report: Report) -> tuple[ReportTable, 
     days = selectors.denials_by_day(**report.selection(), per_user=per_user)
     for row in days:
         if per_user:
-            row["label"] = person_label(row)
+            row["label"] = person_label(row, report.team.report_names)
     table = DenialDayTable(
         days, team_slug=report.team.slug, query=report.query, prefix="day-", exclude=() if per_user else ("label",)
     )

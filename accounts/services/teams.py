@@ -112,7 +112,11 @@ def create_team(
 
 
 @transaction.atomic
-def update_team_settings(*, team: Team, name: str, time_zone: str, actor: User) -> Team:
+def update_team_settings(
+    *, team: Team, name: str, time_zone: str, actor: User, report_names: bool | None = None
+) -> Team:
+    """Settings > Team: the name, the time zone and whether reports name people
+    (``report_names``; None keeps it). One audit event lists what changed."""
     _validate_team_fields(
         name=name,
         plan=team.plan,
@@ -125,11 +129,15 @@ def update_team_settings(*, team: Team, name: str, time_zone: str, actor: User) 
         changes["name"] = [team.name, name.strip()]
     if team.time_zone != time_zone:
         changes["time_zone"] = [team.time_zone, time_zone]
+    if report_names is not None and team.report_names != report_names:
+        changes["report_names"] = [team.report_names, report_names]
     if not changes:
         return team
     team.name = name.strip()
     team.time_zone = time_zone
-    team.save(update_fields=["name", "time_zone"])
+    if report_names is not None:
+        team.report_names = report_names
+    team.save(update_fields=["name", "time_zone", "report_names"])
     write_audit_event(action="team.settings_changed", actor=actor, team=team, target=team, details=changes)
     return team
 
