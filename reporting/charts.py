@@ -88,7 +88,7 @@ def stacked_bars(series: list[Bucket], products: list[str]) -> dict:
     top = max((b.total for b in series), default=Decimal(0))
     n = max(len(series), 1)
     step = WIDTH / n
-    width = max(step * 0.8, 1)
+    width = min(max(step * 0.8, 1), 48)  # a lone bar stays a bar, not a block
     colour = {code: f"series-{min(i, SERIES - 1)}" for i, code in enumerate(products)}
     bars: list[dict] = []
     labels: list[dict] = []

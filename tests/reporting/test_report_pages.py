@@ -224,3 +224,21 @@ def charge_known_events_more(personas) -> None:
                 }
             )
     services.log_usage(team=personas.team, events=events, now=now, historical=True)
+
+
+@pytest.mark.parametrize(
+    "name,table,columns",
+    [
+        ("reporting:by-product", "table", ["name", "tokens", "cloud_credits", "charges", "users", "denials", "share"]),
+        ("reporting:by-user", "table", ["label", "tokens", "products", "days", "last_used"]),
+        ("reporting:denials", "day_table", ["day-day", "day-product_name", "day-label", "day-denials"]),
+    ],
+)
+def test_every_column_sorts_both_ways(admin_client, personas, premium_usage, name, table, columns):
+    for column in columns:
+        prefix, _, field = column.rpartition("-")
+        for order in (field, f"-{field}"):
+            response = admin_client.get(
+                reverse(name, args=[personas.team.slug]) + f"?range=all&{prefix}{'-' if prefix else ''}sort={order}"
+            )
+            assert response.status_code == 200, (column, order)
