@@ -124,7 +124,7 @@ class WeekGridTable(ReportTable):
     """Days used per week per product: a column per product, 0 to 7 days each."""
 
     label = tables.Column(verbose_name="Week of", orderable=False)
-    total = CountColumn(verbose_name="Days used, all products", orderable=False)
+    total = CountColumn(verbose_name="Product-days", orderable=False)
 
     class Meta:
         attrs = {"class": "table table-compact table-billing table-grid"}

@@ -201,6 +201,13 @@ def summary(request: HttpRequest, access: TeamAccess) -> HttpResponse:
     )
 
 
+def _with_param(request: HttpRequest, name: str, value: object) -> str:
+    """The page's query with one filter set: a drill-down's export is its report, filtered."""
+    query = request.GET.copy()
+    query[name] = str(value)
+    return query.urlencode()
+
+
 def _with_share(rows: list[dict]) -> list[dict]:
     total = sum((row["tokens"] for row in rows), Decimal(0))
     for row in rows:
@@ -275,6 +282,7 @@ def product_detail(request: HttpRequest, access: TeamAccess, product: str) -> Ht
             day_table=table,
             size=size,
             users=users,
+            export_query="?" + _with_param(request, "product", product),
         ),
     )
 
@@ -309,6 +317,22 @@ def by_user(request: HttpRequest, access: TeamAccess) -> HttpResponse:
     )
 
 
+def _week_grid(report: Report, user_id: int) -> WeekGridTable:
+    """A person's days used per week (rows) and product (columns)."""
+    weeks = selectors.days_used_by_week(
+        team=report.team, user_id=user_id, start=report.period.start, end=report.period.end, product=report.product
+    )
+    codes = sorted({row["product"] for row in weeks}, key=lambda code: report.products.get(code, code).lower())
+    names = {code: report.products.get(code, code) for code in codes}
+    grid: dict = {}
+    for row in weeks:
+        entry = grid.setdefault(row["week"], {"label": f"{row['week']:%b %-d, %Y}", "days": {}, "total": 0})
+        entry["days"][row["product"]] = row["days"]
+        # Product-days: a day on two products counts twice (each product's column counts it).
+        entry["total"] += row["days"]
+    return WeekGridTable(list(grid.values()), products=names)
+
+
 @team_view(Perm.VIEW_REPORTS)
 @require_safe
 def user_detail(request: HttpRequest, access: TeamAccess, user_id: int) -> HttpResponse:
@@ -325,19 +349,7 @@ def user_detail(request: HttpRequest, access: TeamAccess, user_id: int) -> HttpR
         person = {"user_id": user.pk, "user": user.email, "name": f"{user.first_name} {user.last_name}".strip()}
         person["label"] = person_label(person, report.team.report_names)
     selection = {**report.selection(), "user_id": user_id}
-    weeks = selectors.days_used_by_week(
-        team=report.team, user_id=user_id, start=report.period.start, end=report.period.end, product=report.product
-    )
-    codes = sorted({row["product"] for row in weeks}, key=lambda code: report.products.get(code, code).lower())
-    names = {code: report.products.get(code, code) for code in codes}
-    grid: dict = {}
-    for row in weeks:
-        entry = grid.setdefault(row["week"], {"label": f"{row['week']:%b %-d, %Y}", "days": {}, "total": 0})
-        entry["days"][row["product"]] = row["days"]
-    for entry in grid.values():
-        # Days used, all products: a day counts once however many products it used.
-        entry["total"] = sum(entry["days"].values())
-    grid_table = WeekGridTable(list(grid.values()), products=names)
+    grid_table = _week_grid(report, user_id)
     products = _with_share(selectors.usage_by_product(**selection))
     product_table = ProductReportTable(
         products, team_slug=report.team.slug, query=report.query, orderable=False, exclude=("users",)
@@ -353,6 +365,7 @@ def user_detail(request: HttpRequest, access: TeamAccess, user_id: int) -> HttpR
             totals=selectors.usage_totals(**selection),
             grid=grid_table,
             product_table=product_table,
+            export_query="?" + _with_param(request, "user", user_id),
         ),
     )
 
@@ -440,11 +453,24 @@ def _denials_export(request: HttpRequest, report: Report) -> tuple[ReportTable, 
     return table, ["Total", "", *([""] if per_user else []), sum(row["denials"] for row in days)]
 
 
+def _weeks_export(request: HttpRequest, report: Report) -> tuple[ReportTable, list]:
+    if not report.team.is_premium:
+        raise PermissionDenied(f"By User is part of the Premium plan; {report.team.name} is on Standard.")
+    if report.user_id is None:
+        raise Http404("Choose a person.")
+    table = _week_grid(report, report.user_id)
+    rows = table.data.data
+    codes = [name for name in table.sequence if name not in ("label", "total")]
+    totals = [sum(week["days"].get(code, 0) for week in rows) for code in codes]
+    return table, ["Total", *totals, sum(totals)]
+
+
 EXPORTS = {
     "summary": ("Tokens by day", _summary_export),
     "products": ("By Product", _products_export),
     "users": ("By User", _users_export),
     "denials": ("Denials", _denials_export),
+    "weeks": ("Days used per week", _weeks_export),
 }
 
 

@@ -131,3 +131,29 @@ def test_a_name_that_looks_like_a_formula_is_exported_as_text(admin_client, pers
 def test_an_unknown_export_is_404(admin_client, personas):
     assert admin_client.get(_url(personas, "ledger", "csv")).status_code == 404
     assert admin_client.get(_url(personas, "products", "pdf")).status_code == 404
+
+
+def test_a_products_drill_down_exports_its_days_filtered_to_the_product(admin_client, personas, premium_usage):
+    page = admin_client.get(reverse("reporting:product-detail", args=[personas.team.slug, "revit"]) + "?range=all")
+    assert page.context["export_query"] == "?range=all&product=revit"
+    rows = read_csv(admin_client.get(_url(personas, "summary", "csv", page.context["export_query"])))
+    assert rows[0] == ["Day", "Revit", "Total tokens"]
+    assert rows[-1] == ["Total", "10.00", "10.00"]
+    assert Decimal(rows[-1][-1]) == page.context["totals"]["tokens"]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_a_persons_days_used_grid_exports_with_totals(admin_client, personas, premium_usage, fmt):
+    page = admin_client.get(
+        reverse("reporting:user-detail", args=[personas.team.slug, personas.member.pk]) + "?range=all"
+    )
+    response = admin_client.get(_url(personas, "weeks", fmt, page.context["export_query"]))
+    assert response.status_code == 200
+    assert "own-team_weeks_all-dates" in response["Content-Disposition"]
+    rows = read_csv(response) if fmt == "csv" else read_xlsx(response)
+    assert rows[0] == ["Week of", "AutoCAD", "CFD cloud simulation", "Product-days"]
+    assert rows[-1] == ["Total", "1", "1", "2"]
+
+
+def test_the_grid_export_needs_a_person(admin_client, personas, premium_usage):
+    assert admin_client.get(_url(personas, "weeks", "csv")).status_code == 404
