@@ -221,7 +221,8 @@ def seed_usage(*, until: datetime | None = None, progress: Callable[[int, str], 
                         }
                         for e in week[chunk_start : chunk_start + 1000]
                     ]
-                    results = services.log_usage(team=team, events=chunk, now=week_end, historical=True)
+                    # Received when the week ended, or now for the week still running: never in the future.
+                    results = services.log_usage(team=team, events=chunk, now=min(week_end, until), historical=True)
                     charged = {r["id"] for r in results if r["status"] == "charged"}
                     for e in week[chunk_start : chunk_start + 1000]:
                         if e.get("failed") and e["id"] in charged:
