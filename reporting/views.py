@@ -53,6 +53,14 @@ def person_label(person: dict, names: bool) -> str:
     return person["name"] or person["user"]
 
 
+def _labelled(rows: list[dict], team: Team) -> list[dict]:
+    """``rows`` with each person's ``label`` (``person_label``): the one place the team's
+    names-in-reports setting is applied, for pages and exports alike."""
+    for row in rows:
+        row["label"] = person_label(row, team.report_names)
+    return rows
+
+
 @dataclass
 class Report:
     """What every report page shares: the team, the range, the filters and the tabs."""
@@ -90,9 +98,7 @@ def _report(request: HttpRequest, access: TeamAccess) -> Report:
     products = selectors.report_products(team=team)
     people = None
     if team.is_premium:
-        people = selectors.report_people(team=team)
-        for person in people:
-            person["label"] = person_label(person, team.report_names)
+        people = _labelled(selectors.report_people(team=team), team)
         if not team.report_names:
             people.sort(key=lambda person: person["user_id"])  # not in the order of their names
     form = ReportForm(request.GET or None, products=products, people=people)
@@ -263,11 +269,7 @@ def product_detail(request: HttpRequest, access: TeamAccess, product: str) -> Ht
     chart, table, size = _chart(report, selectors.tokens_by_day_and_product(**selection))
     users = None
     if report.team.is_premium:
-        rows = selectors.usage_by_user(**selection)
-        for row in rows:
-            row["label"] = person_label(row, report.team.report_names)
-        users = UserReportTable(rows, team_slug=report.team.slug, query=report.query)
-        RequestConfig(request, paginate={"per_page": PER_PAGE}).configure(users)
+        users, _ = _user_table(request, report, selection, paginate={"per_page": PER_PAGE})
     return render(
         request,
         "reporting/product_detail.html",
@@ -285,6 +287,28 @@ def product_detail(request: HttpRequest, access: TeamAccess, product: str) -> Ht
             export_query="?" + _with_param(request, "product", product),
         ),
     )
+
+
+def _user_table(
+    request: HttpRequest, report: Report, selection: dict, *, paginate: dict | bool
+) -> tuple[UserReportTable, list[dict]]:
+    """By User's table (page, product drill-down and export alike) and its rows."""
+    rows = _labelled(selectors.usage_by_user(**selection), report.team)
+    table = UserReportTable(rows, team_slug=report.team.slug, query=report.query)
+    RequestConfig(request, paginate=paginate).configure(table)
+    return table, rows
+
+
+def _denial_day_table(report: Report) -> tuple[DenialDayTable, list[dict]]:
+    """Denials by day and product, per user on Premium only (page and export alike), and its rows."""
+    per_user = report.team.is_premium
+    days = selectors.denials_by_day(**report.selection(), per_user=per_user)
+    if per_user:
+        _labelled(days, report.team)
+    table = DenialDayTable(
+        days, team_slug=report.team.slug, query=report.query, prefix="day-", exclude=() if per_user else ("label",)
+    )
+    return table, days
 
 
 # What the upsell's preview shows: made-up people, marked as an illustration.
@@ -305,11 +329,7 @@ def by_user(request: HttpRequest, access: TeamAccess) -> HttpResponse:
     report = _report(request, access)
     if not report.team.is_premium:
         return _upsell(request, report)
-    rows = selectors.usage_by_user(**report.selection())
-    for row in rows:
-        row["label"] = person_label(row, report.team.report_names)
-    table = UserReportTable(rows, team_slug=report.team.slug, query=report.query)
-    RequestConfig(request, paginate={"per_page": PER_PAGE}).configure(table)
+    table, rows = _user_table(request, report, report.selection(), paginate={"per_page": PER_PAGE})
     return render(
         request,
         "reporting/by_user.html",
@@ -347,7 +367,7 @@ def user_detail(request: HttpRequest, access: TeamAccess, user_id: int) -> HttpR
             raise Http404("No such person in the team.")
         user = membership.user
         person = {"user_id": user.pk, "user": user.email, "name": f"{user.first_name} {user.last_name}".strip()}
-        person["label"] = person_label(person, report.team.report_names)
+        _labelled([person], report.team)
     selection = {**report.selection(), "user_id": user_id}
     grid_table = _week_grid(report, user_id)
     products = _with_share(selectors.usage_by_product(**selection))
@@ -375,13 +395,7 @@ def user_detail(request: HttpRequest, access: TeamAccess, user_id: int) -> HttpR
 def denials(request: HttpRequest, access: TeamAccess) -> HttpResponse:
     report = _report(request, access)
     per_user = report.team.is_premium
-    days = selectors.denials_by_day(**report.selection(), per_user=per_user)
-    for row in days:
-        if per_user:
-            row["label"] = person_label(row, report.team.report_names)
-    day_table = DenialDayTable(
-        days, team_slug=report.team.slug, query=report.query, prefix="day-", exclude=() if per_user else ("label",)
-    )
+    day_table, days = _denial_day_table(report)
     RequestConfig(request, paginate={"per_page": PER_PAGE}).configure(day_table)
     reasons = selectors.denials_by_reason(**report.selection())
     reason_table = DenialReasonTable(reasons, prefix="reason-")
@@ -432,24 +446,14 @@ def _products_export(request: HttpRequest, report: Report) -> tuple[ReportTable,
 def _users_export(request: HttpRequest, report: Report) -> tuple[ReportTable, list]:
     if not report.team.is_premium:
         raise PermissionDenied(f"By User is part of the Premium plan; {report.team.name} is on Standard.")
-    rows = selectors.usage_by_user(**report.selection())
-    for row in rows:
-        row["label"] = person_label(row, report.team.report_names)
-    table = UserReportTable(rows, team_slug=report.team.slug, query=report.query)
-    RequestConfig(request, paginate=False).configure(table)
+    table, rows = _user_table(request, report, report.selection(), paginate=False)
     return table, ["Total", _sum(rows, ("tokens",))["tokens"], "", "", ""]
 
 
 def _denials_export(request: HttpRequest, report: Report) -> tuple[ReportTable, list]:
-    per_user = report.team.is_premium
-    days = selectors.denials_by_day(**report.selection(), per_user=per_user)
-    for row in days:
-        if per_user:
-            row["label"] = person_label(row, report.team.report_names)
-    table = DenialDayTable(
-        days, team_slug=report.team.slug, query=report.query, prefix="day-", exclude=() if per_user else ("label",)
-    )
+    table, days = _denial_day_table(report)
     RequestConfig(request, paginate=False).configure(table)
+    per_user = report.team.is_premium
     return table, ["Total", "", *([""] if per_user else []), sum(row["denials"] for row in days)]
 
 
