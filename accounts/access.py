@@ -251,7 +251,8 @@ def navigation(request: HttpRequest, access: TeamAccess | None = None) -> list[N
                 "Customers",
                 reverse("accounts:customer-list"),
                 "customers",
-                url_name.startswith("accounts:customer"),
+                # A customer's pages, its usage reports (reporting's, by URL name) included.
+                url_name.startswith(("accounts:customer", "reporting:customer")),
             )
         )
     return entries

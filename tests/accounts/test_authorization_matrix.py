@@ -87,6 +87,11 @@ NON_TEAM = {"primary_admin": 403, "secondary_admin": 403, "report_viewer": 403, 
 OTHER_PAGES: dict[str, tuple[str, dict[str, int]]] = {
     "accounts:customer-list": ("none", {**NON_TEAM, "sales_rep": 200, "anonymous": 302}),
     "accounts:customer-detail": ("customer", {**NON_TEAM, "sales_rep": 200, "anonymous": 302}),
+    # A customer's usage reports for its reseller's reps (reporting's): totals only.
+    "reporting:customer-summary": ("customer", {**NON_TEAM, "sales_rep": 200, "anonymous": 302}),
+    "reporting:customer-by-product": ("customer", {**NON_TEAM, "sales_rep": 200, "anonymous": 302}),
+    "reporting:customer-product-detail": ("customer_product", {**NON_TEAM, "sales_rep": 200, "anonymous": 302}),
+    "reporting:customer-export": ("customer_export", {**NON_TEAM, "sales_rep": 200, "anonymous": 302}),
     "accounts:profile": ("none", dict.fromkeys(ROLES, 200) | {"anonymous": 302}),
     "accounts:password-change": ("none", dict.fromkeys(ROLES, 200) | {"anonymous": 302}),
     "accounts:start": ("none", dict.fromkeys(ROLES, 302)),
@@ -115,6 +120,10 @@ def _args(kind: str, team, personas) -> list:
         return [team.slug, key.pk]
     if kind == "customer":
         return [team.slug]
+    if kind == "customer_product":
+        return [team.slug, "autocad"]
+    if kind == "customer_export":
+        return [team.slug, "products", "xlsx"]
     if kind == "notification":
         [notice] = services.notify(users=[personas.primary_admin], team=team, kind="low_balance", title="Low", body="…")
         return [notice.pk]
@@ -167,13 +176,26 @@ def test_other_page_access(client, personas, url_name, role):
     assert response.status_code == expected[role], f"{url_name} as {role}"
 
 
+CUSTOMER_PAGES = [name for name, (kind, _) in OTHER_PAGES.items() if kind.startswith("customer")]
+
+
 @pytest.mark.parametrize("role", ROLES)
-def test_sales_rep_cannot_open_a_customer_of_another_reseller(client, personas, role):
+@pytest.mark.parametrize("url_name", CUSTOMER_PAGES)
+def test_sales_rep_cannot_open_a_customer_of_another_reseller(client, personas, url_name, role):
+    kind, _ = OTHER_PAGES[url_name]
     response = _client_for(client, personas, role).get(
-        reverse("accounts:customer-detail", args=[personas.other_team.slug])
+        reverse(url_name, args=_args(kind, personas.other_team, personas))
     )
     expected = {"sales_rep": 404, "anonymous": 302}.get(role, 403)
-    assert response.status_code == expected
+    assert response.status_code == expected, f"{url_name} as {role}"
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("url_name", [n for n in CUSTOMER_PAGES if n.startswith("reporting:")])
+def test_a_customers_reports_refuse_a_post(client, personas, url_name, role):
+    kind, expected = OTHER_PAGES[url_name]
+    response = _client_for(client, personas, role).post(reverse(url_name, args=_args(kind, personas.team, personas)))
+    assert response.status_code == (405 if expected[role] == 200 else expected[role]), f"POST {url_name} as {role}"
 
 
 @pytest.mark.parametrize(
