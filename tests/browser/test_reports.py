@@ -117,6 +117,16 @@ def test_report_viewer_switches_range_drills_down_and_meets_the_upsell(page: Pag
     expect(page.locator(".report-figure[data-figure='tokens'] .big")).to_have_text("27")
     screenshot(page, "reports-summary-390.png")
 
+    # The product filter narrows every figure and rides along to the other tabs.
+    page.get_by_label("Product", exact=True).select_option("revit")
+    page.get_by_role("button", name="Apply").click()
+    expect(page).to_have_url(re.compile(r"product=revit"))
+    expect(page.locator(".report-figure[data-figure='tokens'] .big")).to_have_text("10")
+    page.get_by_role("navigation", name="Reports").get_by_role("link", name="By Product").click()
+    expect(page.locator("table.table-billing tbody tr")).to_have_count(1)
+    expect(page.locator("table.table-billing tbody tr").first).to_contain_text("Revit")
+    screenshot(page, "reports-by-product-filtered-390.png")
+
 
 def test_premium_admin_opens_a_persons_days_used_grid(page: Page, live_server, personas, rate_sheet):
     charge_known_events(personas, premium=True)
