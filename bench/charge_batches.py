@@ -165,8 +165,8 @@ def timed(team, events: list[dict], now: datetime) -> tuple[float, int, list[dic
     return elapsed, counter.count, results
 
 
-def main() -> None:
-    args = parse_args()
+def run_on_database(run, args: argparse.Namespace) -> None:
+    """Set Django up on DATABASE_URL or a throwaway SQLite file, ``run(args)``, then delete the file."""
     throwaway = setup_django()
     try:
         run(args)
@@ -174,6 +174,10 @@ def main() -> None:
         if throwaway:
             for suffix in ("", "-wal", "-shm", "-journal"):
                 Path(throwaway + suffix).unlink(missing_ok=True)
+
+
+def main() -> None:
+    run_on_database(run, parse_args())
 
 
 def run(args: argparse.Namespace) -> None:

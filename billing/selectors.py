@@ -49,6 +49,8 @@ from core.money import ZERO
 from core.money import to_cents as _money
 
 SPENT_KINDS = (EntryKind.USAGE, EntryKind.REFUND)
+# How a pack comes to a team; the last such entry says what the team got on the pack it holds.
+RECEIVED_KINDS = (EntryKind.PURCHASE, EntryKind.MOVE_IN)
 # The expiry job runs on a schedule; a pack still open this long after its expiry is a finding.
 EXPIRY_GRACE = timedelta(hours=1)
 
@@ -113,16 +115,24 @@ def _balance_dict(*, team: Team, packs: list[dict], expired: Decimal, credits: l
 
 
 def _current_balance(*, team: Team, now: datetime) -> dict:
-    mine = Q(entries__team=team)
-    rows = (
-        TokenPack.objects.filter(team=team)
-        .annotate(
-            spent=_sum("entries__amount", mine & Q(entries__kind__in=SPENT_KINDS)),
-        )
-        .order_by(*PAY_ORDER)
+    """The balance now, at a cost that does not grow with the team's history: what each pack
+    holds is its ``remaining``; what the team got on it is its last purchase or move-in entry,
+    so what it used since is the difference. One query reads those entries and the expiry
+    entries (a few per pack, never a usage entry); one the packs; one the credits."""
+    received: dict[int, Decimal] = {}
+    expired = ZERO
+    entries = (
+        LedgerEntry.objects.filter(team=team, pack__isnull=False, kind__in=(*RECEIVED_KINDS, EntryKind.EXPIRY))
+        .order_by("at", "pk")
+        .values_list("pack_id", "kind", "amount")
     )
+    for pack_id, kind, amount in entries:
+        if kind == EntryKind.EXPIRY:
+            expired -= amount
+        else:
+            received[pack_id] = amount  # the last one wins: what the team holds the pack on now
     packs = []
-    for pack in rows:
+    for pack in TokenPack.objects.filter(team=team).order_by(*PAY_ORDER):
         status = pack_status(
             expires_at=pack.expires_at, closed=pack.expired_at is not None, remaining=pack.remaining, at=now
         )
@@ -134,12 +144,9 @@ def _current_balance(*, team: Team, now: datetime) -> dict:
                 "purchased_at": pack.purchased_at,
                 "expires_at": pack.expires_at,
                 "status": status,
-                "used": -pack.spent,
+                "used": received.get(pack.pk, pack.tokens) - pack.remaining,
             }
         )
-    expired = -LedgerEntry.objects.filter(team=team, pack__isnull=False, kind=EntryKind.EXPIRY).aggregate(
-        total=_sum("amount")
-    )["total"]
     credits = [
         {
             "remaining": c.remaining,

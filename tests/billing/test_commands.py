@@ -8,6 +8,8 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from billing import services
@@ -158,7 +160,11 @@ def test_a_good_file_is_imported_and_charged(recent_pack, tmp_path):
     assert "3/3 events (100%)" in err
 
 
-def test_every_bad_row_is_reported_with_its_line_and_nothing_is_imported(recent_pack, tmp_path):
+@pytest.mark.parametrize("check_rows", [2_000, 2], ids=["one-check", "checked-in-pieces"])
+def test_every_bad_row_is_reported_with_its_line_and_nothing_is_imported(
+    recent_pack, tmp_path, monkeypatch, check_rows
+):
+    monkeypatch.setattr("billing.management.commands.import_usage.CHECK_ROWS", check_rows)
     start = timezone.now() - 5 * H
     text = HEADER + (
         f"ok-1,{MEMBER},autocad,,{iso(start)},{iso(start + H)},\n"  # line 2: fine
@@ -245,7 +251,11 @@ def test_the_live_import_reports_events_too_old_for_it_with_their_line(recent_pa
     assert list(UsageEvent.objects.values_list("event_id", flat=True)) == ["new"]
 
 
-def test_historical_import_replays_old_events_in_time_order(team, buy, tmp_path):
+@pytest.mark.parametrize("run_rows", [50_000, 1], ids=["in-memory", "spilled-runs-merged"])
+def test_historical_import_replays_old_events_in_time_order(team, buy, tmp_path, monkeypatch, run_rows):
+    # run_rows=1: every row is sorted in a run of its own on disk, and the runs are merged.
+    monkeypatch.setattr("billing.management.commands.import_usage.RUN_ROWS", run_rows)
+    monkeypatch.setattr("billing.management.commands.import_usage.CHECK_ROWS", 2)
     first = buy(100, at=datetime(2022, 4, 1, tzinfo=UTC))  # expires 2023-04-01
     second = buy(100, at=datetime(2023, 3, 1, tzinfo=UTC))
     monday = datetime(2022, 5, 2, 8, tzinfo=UTC)
@@ -446,3 +456,40 @@ def test_balance_takes_the_same_few_queries_for_any_number_of_packs(team, buy, l
         assert len(team_balance(team=team)["packs"]) == 15
     with django_assert_max_num_queries(3):
         assert len(team_balance(team=team, at=T0 + H)["packs"]) == 15
+
+
+def test_the_balance_reads_no_usage_entry_and_still_counts_what_the_team_used(team, buy, log, sister):
+    """Its cost must not grow with the history: "used" comes from the packs' purchase and
+    move-in entries, never from summing usage. It must still equal the team's own usage net
+    of refunds on its active packs, after a refund and for a pack moved to another team."""
+    buy(100)  # expires before `moved`, so it pays first
+    moved = buy(80, at=datetime(2026, 2, 1, tzinfo=UTC))
+    log("cfd-simulation", T0, variant="complex", now=T0, event_id="job-1")  # 35
+    log("revit", T0 + H, T0 + 2 * H, now=T0 + 2 * H)  # 10
+    services.refund_usage(team=team, event_id="job-1", now=T0 + 3 * H)
+    services.move_pack(pack=moved, to_team=sister, now=T0 + 4 * H)
+    for holder in (team, sister):
+        active = TokenPack.objects.filter(team=holder, expired_at__isnull=True, remaining__gt=0)
+        spent = -sum(
+            LedgerEntry.objects.filter(team=holder, pack__in=active, kind__in=["usage", "refund"]).values_list(
+                "amount", flat=True
+            ),
+            Decimal(0),
+        )
+        with CaptureQueriesContext(connection) as queries:
+            balance = team_balance(team=holder)
+        assert Decimal(balance["tokens"]["used"]) == spent
+        assert not [query for query in queries.captured_queries if "'usage'" in query["sql"]]
+    # The team used 10 tokens (the job was refunded); the sister got `moved` whole.
+    assert tokens_of(team_balance(team=team)) == {
+        "available": "90.00",
+        "purchased": "100.00",
+        "used": "10.00",
+        "expired": "0.00",
+    }
+    assert tokens_of(team_balance(team=sister)) == {
+        "available": "80.00",
+        "purchased": "80.00",
+        "used": "0.00",
+        "expired": "0.00",
+    }
