@@ -36,6 +36,7 @@ from accounts.services.teams import (
     create_reseller,
     create_team,
     lock_team,
+    lock_teams,
     record_team,
     update_team_settings,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "create_user",
     "invite_user",
     "lock_team",
+    "lock_teams",
     "mark_all_notifications_read",
     "mark_notification_read",
     "normalize_email",

@@ -22,6 +22,12 @@ def lock_team(team: Team) -> Team:
     return Team.objects.select_for_update().get(pk=team.pk)
 
 
+def lock_teams(team_ids: list[int]) -> None:
+    """``lock_team`` for several teams at once (a batch job), taken in id order: the order in
+    which every service that needs two teams takes them, so no two can deadlock."""
+    list(Team.objects.select_for_update().filter(pk__in=team_ids).order_by("pk").values_list("pk", flat=True))
+
+
 @transaction.atomic
 def create_reseller(*, name: str, slug: str, actor: User | None = None) -> Reseller:
     name = clean_text(name, field="name", label="The reseller's name", max_length=200, required=True)

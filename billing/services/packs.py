@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from accounts.audit import write_audit_event
 from accounts.models import Team, User
-from accounts.services import lock_team
+from accounts.services import lock_team, lock_teams
 from billing.alerts import request_balance_check
 from billing.events import FUTURE_TOLERANCE
 from billing.ledger import ledger_entry
@@ -164,37 +164,42 @@ def grant_cloud_credits(
     return balance
 
 
+# Teams closed in one transaction by the expiry jobs.
+EXPIRY_TEAMS = 100
+
+
 def _expire(queryset: QuerySet, *, now: datetime) -> int:
     """Close every row of ``queryset`` (packs or credit balances) whose expiry has passed.
 
-    Safe to run twice or concurrently: each team is locked, the rows are re-read under
-    the lock and only rows not yet closed are closed, so an expiry is written once.
+    Teams are closed ``EXPIRY_TEAMS`` at a time, one transaction each: their locks are
+    taken in id order (the order every service takes them), the due rows re-read under the
+    locks, one expiry entry written for what each still holds, and the rows closed with one
+    UPDATE. Memory follows the teams of one transaction, not the number of rows. Safe to
+    run twice or concurrently: only rows not yet closed are closed, so an expiry is
+    written once.
     """
+    due = queryset.filter(expired_at__isnull=True, expires_at__lte=now)
+    team_ids = sorted(due.order_by().values_list("team_id", flat=True).distinct())
     count = 0
-    team_ids = sorted(
-        set(queryset.filter(expired_at__isnull=True, expires_at__lte=now).values_list("team_id", flat=True))
-    )
-    for team_id in team_ids:
+    for first in range(0, len(team_ids), EXPIRY_TEAMS):
+        chunk = team_ids[first : first + EXPIRY_TEAMS]
         with transaction.atomic():
-            team = lock_team(Team(pk=team_id))
-            rows = list(queryset.select_for_update().filter(team=team, expired_at__isnull=True, expires_at__lte=now))
-            entries = []
-            for row in rows:
-                if row.remaining > 0:
-                    entries.append(
-                        ledger_entry(
-                            kind=EntryKind.EXPIRY,
-                            amount=row.remaining,
-                            account=row,
-                            at=row.expires_at,
-                            note="Expired unused",
-                        )
-                    )
-                row.remaining = ZERO
-                row.expired_at = now
-            LedgerEntry.objects.bulk_create(entries)
-            queryset.model.objects.bulk_update(rows, ["remaining", "expired_at"])
-            count += len(rows)
+            lock_teams(chunk)
+            rows = list(
+                due.select_for_update()
+                .filter(team_id__in=chunk)
+                .only("pk", "team_id", "remaining", "expires_at")
+                .order_by("pk")
+            )
+            LedgerEntry.objects.bulk_create(
+                ledger_entry(
+                    kind=EntryKind.EXPIRY, amount=row.remaining, account=row, at=row.expires_at, note="Expired unused"
+                )
+                for row in rows
+                if row.remaining > 0
+            )
+            closed = queryset.model.objects.filter(pk__in=[row.pk for row in rows])
+            count += closed.update(remaining=ZERO, expired_at=now)
     return count
 
 

@@ -23,7 +23,7 @@ from billing.tasks import (
     expire_packs_task,
     send_expiry_reminders_task,
 )
-from tests.factories import MembershipFactory, UserFactory
+from tests.factories import MembershipFactory, TeamFactory, UserFactory
 
 BOUGHT = datetime(2026, 1, 10, 9, 30, tzinfo=UTC)
 TERM_END = datetime(2027, 1, 10, 9, 30, tzinfo=UTC)  # 12 months later
@@ -111,6 +111,35 @@ def test_expiring_twice_writes_one_entry(job, buy, clock):
     clock.move_to(TERM_END + 40 * DAY)
     assert job(expire_packs_task) == 0
     assert len(expiry_entries(pack)) == 1
+    assert ledger_violations() == []
+
+
+def test_many_teams_expire_a_few_teams_a_transaction_with_the_same_few_queries_each(
+    db, clock, monkeypatch, django_assert_num_queries
+):
+    """The job closes teams in chunks; each chunk costs the same statements however many
+    packs its teams hold, and every pack gets its one entry dated at its own term."""
+    monkeypatch.setattr("billing.services.packs.EXPIRY_TEAMS", 2)
+    teams = TeamFactory.create_batch(5)
+    packs = [
+        services.record_purchase(
+            team=team, reference=f"P-{team.pk}-{n}", tokens=10 + n, purchased_at=BOUGHT + n * DAY, now=BOUGHT + n * DAY
+        )[0]
+        for team in teams
+        for n in range(3)
+    ]
+    clock.move_to(TERM_END + 5 * DAY)
+    # The due teams; then 3 chunks of (at most) 2 teams, each: lock the teams, read the due
+    # packs, insert the entries, close the packs; and its transaction (a savepoint in a test).
+    with django_assert_num_queries(1 + 3 * (4 + 2)):
+        assert services.expire_packs() == 15
+    for pack in packs:
+        pack.refresh_from_db()
+        assert (pack.remaining, pack.expired_at) == (0, TERM_END + 5 * DAY)
+        [entry] = expiry_entries(pack)
+        assert (entry.amount, entry.at, entry.team_id) == (-pack.tokens, pack.expires_at, pack.team_id)
+    with django_assert_num_queries(1):
+        assert services.expire_packs() == 0
     assert ledger_violations() == []
 
 
