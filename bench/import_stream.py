@@ -11,7 +11,8 @@ slugs). Each run, alternating so that a busy moment of the machine hits both ali
   batches of 1,000 already in memory (``historical=True``): the batch charging speed;
 - ``import``: the same kind of events written to a CSV file and imported by
   ``manage.py import_usage FILE --team SLUG --historical`` in a child process that reports
-  its resident memory after start-up and at its peak (``ru_maxrss``); once with a quarter of
+  its resident memory after start-up and at its peak (``VmRSS`` and ``VmHWM`` in
+  /proc: ``ru_maxrss`` would carry the parent's peak across ``exec``); once with a quarter of
   the file and once with all of it, so a memory that grows with the file shows.
 
 The events are bench/charge_batches.py's: one day of a 40-person team per 1,000 events
@@ -43,18 +44,18 @@ COLUMNS = ["id", "user", "product", "variant", "started_at", "ended_at", "quanti
 
 # The child: start Django, note the resident memory, import, print the peak (both in KiB).
 CHILD = """
-import os, resource, sys
+import os, sys
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flexadmin.settings")
 import django
 django.setup()
 from django.core.management import call_command
 from billing.management.commands import import_usage  # loaded before the start figure
-def rss():
+def status(name):
     with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS"))
-start = rss()
+        return next(int(line.split()[1]) for line in status if line.startswith(name))
+start = status("VmRSS:")
 call_command("import_usage", sys.argv[1], "--team", sys.argv[2], "--historical", stdout=open(os.devnull, "w"))
-print(start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(start, status("VmHWM:"))
 """
 
 

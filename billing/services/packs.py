@@ -13,7 +13,7 @@ from decimal import Decimal, InvalidOperation
 from dateutil.relativedelta import relativedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -22,7 +22,7 @@ from accounts.models import Team, User
 from accounts.services import lock_team, lock_teams
 from billing.alerts import request_balance_check
 from billing.events import FUTURE_TOLERANCE
-from billing.ledger import ledger_entry
+from billing.ledger import SIGN, ledger_entry
 from billing.models import CloudCreditBalance, EntryKind, LedgerEntry, TokenPack
 from core.exceptions import Conflict
 from core.money import CENT, ZERO, fmt
@@ -172,11 +172,12 @@ def _expire(queryset: QuerySet, *, now: datetime) -> int:
     """Close every row of ``queryset`` (packs or credit balances) whose expiry has passed.
 
     Teams are closed ``EXPIRY_TEAMS`` at a time, one transaction each: their locks are
-    taken in id order (the order every service takes them), the due rows re-read under the
-    locks, one expiry entry written for what each still holds, and the rows closed with one
-    UPDATE. Memory follows the teams of one transaction, not the number of rows. Safe to
-    run twice or concurrently: only rows not yet closed are closed, so an expiry is
-    written once.
+    taken in id order (the order every service takes them); then one statement writes an
+    expiry entry, dated at the row's own expiry, for what each due row still holds, and one
+    UPDATE closes the rows. Every writer of a team's packs and credits holds the team's lock,
+    so nothing changes them between the two. No row is read into memory: memory stays
+    flat however many rows are due. Safe to run twice or concurrently: only rows not yet
+    closed are closed, so an expiry is written once.
     """
     due = queryset.filter(expired_at__isnull=True, expires_at__lte=now)
     team_ids = sorted(due.order_by().values_list("team_id", flat=True).distinct())
@@ -185,22 +186,26 @@ def _expire(queryset: QuerySet, *, now: datetime) -> int:
         chunk = team_ids[first : first + EXPIRY_TEAMS]
         with transaction.atomic():
             lock_teams(chunk)
-            rows = list(
-                due.select_for_update()
-                .filter(team_id__in=chunk)
-                .only("pk", "team_id", "remaining", "expires_at")
-                .order_by("pk")
-            )
-            LedgerEntry.objects.bulk_create(
-                ledger_entry(
-                    kind=EntryKind.EXPIRY, amount=row.remaining, account=row, at=row.expires_at, note="Expired unused"
-                )
-                for row in rows
-                if row.remaining > 0
-            )
-            closed = queryset.model.objects.filter(pk__in=[row.pk for row in rows])
-            count += closed.update(remaining=ZERO, expired_at=now)
+            _write_expiry_entries(queryset.model, team_ids=chunk, now=now)
+            count += due.filter(team_id__in=chunk).update(remaining=ZERO, expired_at=now)
     return count
+
+
+def _write_expiry_entries(model: type[TokenPack | CloudCreditBalance], *, team_ids: list[int], now: datetime) -> None:
+    """INSERT … SELECT: one expiry entry per due row of ``model`` that still holds something,
+    as ``ledger_entry`` would build it (the kind's sign, the row's team, dated at its expiry)."""
+    quote = connection.ops.quote_name
+    account = "pack_id" if model is TokenPack else "credit_balance_id"
+    columns = ", ".join(quote(name) for name in ("team_id", account, "kind", "amount", "at", "note", "created_at"))
+    teams = ", ".join(["%s"] * len(team_ids))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(LedgerEntry._meta.db_table)} ({columns}) "  # noqa: S608 - names from the models
+            f"SELECT {quote('team_id')}, {quote('id')}, %s, %s * {quote('remaining')}, {quote('expires_at')}, %s, %s "
+            f"FROM {quote(model._meta.db_table)} WHERE {quote('team_id')} IN ({teams}) "
+            f"AND {quote('expired_at')} IS NULL AND {quote('expires_at')} <= %s AND {quote('remaining')} > 0",
+            [EntryKind.EXPIRY.value, SIGN[EntryKind.EXPIRY], "Expired unused", timezone.now(), *team_ids, now],
+        )
 
 
 def expire_packs(*, now: datetime | None = None) -> int:

@@ -129,9 +129,9 @@ def test_many_teams_expire_a_few_teams_a_transaction_with_the_same_few_queries_e
         for n in range(3)
     ]
     clock.move_to(TERM_END + 5 * DAY)
-    # The due teams; then 3 chunks of (at most) 2 teams, each: lock the teams, read the due
-    # packs, insert the entries, close the packs; and its transaction (a savepoint in a test).
-    with django_assert_num_queries(1 + 3 * (4 + 2)):
+    # The due teams; then 3 chunks of (at most) 2 teams, each: lock the teams, insert the
+    # entries, close the packs; and its transaction (a savepoint in a test).
+    with django_assert_num_queries(1 + 3 * (3 + 2)):
         assert services.expire_packs() == 15
     for pack in packs:
         pack.refresh_from_db()
