@@ -8,8 +8,10 @@ ended_at, quantity. variant, ended_at and quantity may be empty (or left out).
 Every row is validated before anything is charged: one bad row stops the import with a
 list of every bad line, unless ``--skip-invalid`` (then the good rows are imported and the
 skipped lines listed). Events are charged in time order, in batches of up to 1000, through
-``billing.services.log_usage``. ``--historical`` replays events of any age and closes the
-packs that expired between batches, so a replay spends each pack only while it was valid.
+``billing.services.log_usage``, which follows the live rules (docs/charging.md,
+"Re-pricing"): each pack pays only while it was valid, and one the expiry job has already
+closed still pays for usage from before its expiry. ``--historical`` replays events of any
+age and closes the packs that expired between batches, as the schedule would have.
 Ids already imported are replayed (charged once), so a failed import can simply be re-run.
 """
 
@@ -18,7 +20,6 @@ from __future__ import annotations
 import csv
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -29,7 +30,6 @@ from accounts.models import Team
 from accounts.selectors import team_members_by_email
 from billing import services
 from billing.events import MAX_BATCH, ParsedEvent, read_event, rule_problems
-from billing.models import TokenPack
 from billing.rates import RateBook
 from core.money import ZERO, fmt
 
@@ -179,8 +179,6 @@ class Command(BaseCommand):
         """Charge the rows in time order; print per-event errors and the summary; return the errors."""
         # Time order: windows and pack validity depend on it (domain.md, "Jobs").
         rows = sorted(rows, key=lambda row: (row.event.started_at, row.line))
-        if historical and rows:
-            self._warn_closed_packs(team=team, since=rows[0].event.started_at)
         counts: Counter[str] = Counter()
         tokens = credits = ZERO
         for start in range(0, len(rows), batch_size):
@@ -217,18 +215,6 @@ class Command(BaseCommand):
             f"{fmt(tokens)} tokens and {fmt(credits)} cloud credits charged."
         )
         return counts["errors"]
-
-    def _warn_closed_packs(self, *, team: Team, since: datetime) -> None:
-        """A replay can't spend a pack the expiry job has already closed (its tokens were
-        written off), so events that pack would have paid come out denied: say so up front."""
-        closed = TokenPack.objects.filter(team=team, expired_at__isnull=False, expires_at__gt=since).count()
-        if closed:
-            self.stderr.write(
-                self.style.WARNING(
-                    f"Warning: {closed} of the team's packs valid at {since.isoformat()} or later were already "
-                    "closed by the expiry job; events they would have paid will be denied."
-                )
-            )
 
     def _progress(self, done: int, total: int) -> None:
         line = f"{done}/{total} events ({done * 100 // total}%)"
