@@ -1,8 +1,9 @@
 """The one place a ledger entry is made (style: "money is append-only").
 
 The caller says what happened (``kind``) and how much moved (a positive ``amount``); the
-sign follows from the kind, so no caller chooses it: purchases, grants, refunds and moves
-in add to a pack or credit balance, usage, expiry and moves out take from it. Entries are
+sign follows from the kind, so no caller chooses it: purchases, grants, refunds, re-priced
+charges given back, expiry reversals and moves in add to a pack or credit balance; usage,
+expiry and moves out take from it. Entries are
 returned unsaved, for the caller to ``bulk_create`` in its own transaction.
 """
 
@@ -18,6 +19,8 @@ SIGN = {
     EntryKind.PURCHASE: 1,
     EntryKind.GRANT: 1,
     EntryKind.REFUND: 1,
+    EntryKind.REPRICE: 1,
+    EntryKind.EXPIRY_REVERSAL: 1,
     EntryKind.MOVE_IN: 1,
     EntryKind.USAGE: -1,
     EntryKind.EXPIRY: -1,

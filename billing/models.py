@@ -214,6 +214,11 @@ class UsageEvent(models.Model):
     result = models.JSONField(help_text="The outcome as first returned; replayed for a duplicate id.")
     refund = models.JSONField(null=True, blank=True, help_text="The refund as first returned; replayed on retry.")
     received_at = models.DateTimeField(default=timezone.now)
+    adjustments = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Re-pricings since the first outcome (docs/charging.md, "Re-pricing"), oldest first.',
+    )
 
     class Meta:
         ordering = ["-started_at", "-id"]
@@ -242,6 +247,9 @@ class Charge(models.Model):
     reason = models.CharField(max_length=40, blank=True)
     tokens = money_field(default=ZERO)
     cloud_credits = money_field(default=ZERO)
+    superseded_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a re-pricing replaced it (its draws were given back)."
+    )
 
     class Meta:
         ordering = ["at", "id"]
@@ -353,7 +361,11 @@ class EntryKind(models.TextChoices):
     GRANT = "grant", "Cloud credits granted"
     USAGE = "usage", "Usage"
     REFUND = "refund", "Refund"
+    # Re-pricing (docs/charging.md, "Re-pricing"): a superseded charge's draw given back.
+    REPRICE = "reprice", "Re-priced charge given back"
     EXPIRY = "expiry", "Expiry"
+    # Late usage from before a pack's expiry reclaims that part of the expiry entry.
+    EXPIRY_REVERSAL = "expiry_reversal", "Expiry reversed for late usage"
     MOVE_OUT = "move_out", "Moved to another team"
     MOVE_IN = "move_in", "Moved from another team"
     ADJUSTMENT = "adjustment", "Adjustment"

@@ -48,7 +48,10 @@ from billing.models import (
 from core.money import ZERO
 from core.money import to_cents as _money
 
-SPENT_KINDS = (EntryKind.USAGE, EntryKind.REFUND)
+# Usage, net: what charges took, less refunds and the draws re-pricing gave back.
+SPENT_KINDS = (EntryKind.USAGE, EntryKind.REFUND, EntryKind.REPRICE)
+# Expiry, net: what the expiry job took, less what late usage from before it took back.
+EXPIRY_KINDS = (EntryKind.EXPIRY, EntryKind.EXPIRY_REVERSAL)
 # How a pack comes to a team; the last such entry says what the team got on the pack it holds.
 RECEIVED_KINDS = (EntryKind.PURCHASE, EntryKind.MOVE_IN)
 # The expiry job runs on a schedule; a pack still open this long after its expiry is a finding.
@@ -122,12 +125,12 @@ def _current_balance(*, team: Team, now: datetime) -> dict:
     received: dict[int, Decimal] = {}
     expired = ZERO
     entries = (
-        LedgerEntry.objects.filter(team=team, pack__isnull=False, kind__in=(*RECEIVED_KINDS, EntryKind.EXPIRY))
+        LedgerEntry.objects.filter(team=team, pack__isnull=False, kind__in=(*RECEIVED_KINDS, *EXPIRY_KINDS))
         .order_by("at", "pk")
         .values_list("pack_id", "kind", "amount")
     )
     for pack_id, kind, amount in entries:
-        if kind == EntryKind.EXPIRY:
+        if kind in EXPIRY_KINDS:
             expired -= amount
         else:
             received[pack_id] = amount  # the last one wins: what the team holds the pack on now
@@ -198,7 +201,7 @@ def _past_balance(*, team: Team, at: datetime) -> dict:
         }
         for pack in rows
     ]
-    expired = -LedgerEntry.objects.filter(team=team, pack__isnull=False, kind=EntryKind.EXPIRY, at__lte=at).aggregate(
+    expired = -LedgerEntry.objects.filter(team=team, pack__isnull=False, kind__in=EXPIRY_KINDS, at__lte=at).aggregate(
         total=_sum("amount")
     )["total"]
     credits = [
@@ -248,7 +251,7 @@ def ledger_check(*, now: datetime | None = None) -> LedgerCheck:
       by more than ``EXPIRY_GRACE`` has been closed;
     - every charged usage event is backed by usage entries that add up to its tokens and
       cloud credits (and refund entries that add up to its refund, when refunded); an event
-      that was not charged has no entries;
+      that was not charged has entries that cancel out (re-priced) or none;
     - the report rollups add up, per team, to the raw ledger: tokens on packs and credits on
       credit balances, usage minus refunds.
 
@@ -298,7 +301,8 @@ def _check_accounts(result: LedgerCheck, *, now: datetime) -> None:
 
 
 def _check_events(result: LedgerCheck) -> None:
-    usage, refund = Q(entries__kind=EntryKind.USAGE), Q(entries__kind=EntryKind.REFUND)
+    # Net usage: usage entries less what re-pricing gave back (a superseded charge's draws).
+    usage, refund = Q(entries__kind__in=[EntryKind.USAGE, EntryKind.REPRICE]), Q(entries__kind=EntryKind.REFUND)
     on_pack, on_credits = Q(entries__pack__isnull=False), Q(entries__credit_balance__isnull=False)
     rows = (
         UsageEvent.objects.annotate(
@@ -328,11 +332,16 @@ def _check_events(result: LedgerCheck) -> None:
     for row in rows:
         result.events += 1
         name = f"Usage event {row['event_id']} (team {row['team__slug']})"
-        if row["status"] != EventStatus.CHARGED:
-            result.violations.append(f"{name}: status is {row['status']} but it has {row['n_entries']} ledger entries.")
-            continue
         tokens, credits = _money(row["tokens"]), _money(row["cloud_credits"])
         token_usage, credit_usage = -_money(row["token_usage"]), -_money(row["credit_usage"])
+        if row["status"] != EventStatus.CHARGED:
+            # Re-priced to no charge (or a denial): its entries must cancel out.
+            if token_usage or credit_usage or row["token_refund"] or row["credit_refund"]:
+                result.violations.append(
+                    f"{name}: status is {row['status']} but its {row['n_entries']} ledger entries take"
+                    f" {token_usage} tokens and {credit_usage} cloud credits."
+                )
+            continue
         if (token_usage, credit_usage) != (tokens, credits):
             result.violations.append(
                 f"{name}: charged {tokens} tokens and {credits} cloud credits, but its usage entries take"
@@ -436,6 +445,7 @@ FORECAST_MIN_USAGE_DAYS = 7
 TOKEN_EVENT_KINDS = (
     EntryKind.PURCHASE,
     EntryKind.EXPIRY,
+    EntryKind.EXPIRY_REVERSAL,
     EntryKind.MOVE_IN,
     EntryKind.MOVE_OUT,
     EntryKind.REFUND,

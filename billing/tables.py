@@ -319,6 +319,7 @@ class PackTable(tables.Table):
 EVENT_LABELS = {
     EntryKind.PURCHASE: "Purchased",
     EntryKind.EXPIRY: "Expired",
+    EntryKind.EXPIRY_REVERSAL: "Expiry reversed",
     EntryKind.MOVE_IN: "Moved in",
     EntryKind.MOVE_OUT: "Moved out",
     EntryKind.REFUND: "Refunded",
@@ -356,7 +357,7 @@ class TokenEventTable(tables.Table):
             return f"Recorded by {record.actor.get_full_name()}" if record.actor else "Recorded by your reseller"
         if record.kind == EntryKind.MOVE_IN:
             return "From another team of your reseller"
-        if record.kind == EntryKind.EXPIRY:
+        if record.kind == EntryKind.EXPIRY and not record.note.endswith("(re-priced)"):
             return "Unused tokens expired with the pack"
         return record.note or "—"
 

@@ -8,11 +8,15 @@ number of bulk statements in the same transaction.
 
 from __future__ import annotations
 
+from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import DecimalField, Prefetch, Q, Sum, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.audit import write_audit_event
@@ -20,7 +24,7 @@ from accounts.models import Team, User
 from accounts.selectors import team_members_by_email
 from accounts.services import lock_team
 from billing.alerts import request_balance_check
-from billing.charging import ChargeOutcome, Charger, summarise
+from billing.charging import ChargeOutcome, Charger, Draw, Item, account_key, outcome_summary, same_outcomes, summarise
 from billing.events import MAX_BATCH, EventError, ParsedEvent, parse_event
 from billing.ledger import ledger_entry
 from billing.models import (
@@ -44,34 +48,99 @@ def _now(now: datetime | None) -> datetime:
     return now or timezone.now()
 
 
-def _load_charger(*, team: Team, events: list[ParsedEvent], now: datetime, historical: bool) -> Charger:
-    """Everything the engine needs for a batch, in a fixed number of queries: the rates of
-    its products, its members, the packs and credits that may pay, assignments and the
-    windows still open at its earliest event."""
-    earliest = min(e.started_at for e in events)
-    members = team_members_by_email(team=team, emails={e.email for e in events})
-    return Charger(
-        team=team,
-        now=now,
-        historical=historical,
-        rates=RateBook.load(e.product for e in events),
-        members=members,
-        packs=list(
-            TokenPack.objects.filter(team=team, remaining__gt=0, expired_at__isnull=True, expires_at__gt=earliest)
-        ),
-        credits=list(
-            CloudCreditBalance.objects.filter(
-                team=team, remaining__gt=0, expired_at__isnull=True, expires_at__gt=earliest
-            )
-        ),
-        assignments=FlexAssignment.objects.filter(team=team, user__in=members.values()),
-        windows=UsageWindow.objects.filter(
-            team=team,
-            user__in=members.values(),
-            product__in={e.product for e in events},
-            closes_at__gt=earliest,
-        ),
+def _key(event: ParsedEvent) -> tuple[datetime, str]:
+    return (event.started_at, event.id)
+
+
+def _stored_items(*, team: Team, earliest: tuple[datetime, str]) -> list[Item]:
+    """The team's stored events after ``earliest`` (start time, then id) with their current
+    charges, draws and windows: one query, and three more when there are any."""
+    usage = Prefetch("entries", queryset=LedgerEntry.objects.filter(kind=EntryKind.USAGE).order_by("id"))
+    charges = Prefetch(
+        "charges",
+        queryset=Charge.objects.filter(superseded_at__isnull=True).select_related("window").prefetch_related(usage),
     )
+    rows = (
+        UsageEvent.objects.filter(team=team, started_at__gte=earliest[0])
+        .select_related("user")
+        .prefetch_related(charges)
+    )
+    items = []
+    for row in rows:
+        # Ids compare in Python: the database's collation may order text otherwise.
+        if (row.started_at, row.event_id) <= earliest:
+            continue
+        event = ParsedEvent(
+            index=-1,
+            id=row.event_id,
+            email=row.user.email,
+            product=row.product,
+            variant=row.variant,
+            started_at=row.started_at,
+            ended_at=row.ended_at,
+            quantity=row.quantity,
+            user=row.user,
+        )
+        items.append(Item(event=event, stored=row, pinned=row.refund is not None))
+    return items
+
+
+def _old_outcomes(item: Item, charger: Charger) -> None:
+    """Read an item's current charges into ``ChargeOutcome``s; pin it if a pack that paid
+    is no longer the team's (moved away: re-pricing must not give that team tokens)."""
+    for charge in sorted(item.stored.charges.all(), key=lambda c: (c.at, c.pk)):
+        draws = []
+        for entry in charge.entries.all():
+            key = ("pack", entry.pack_id) if entry.pack_id else ("credits", entry.credit_balance_id)
+            account = charger.accounts.get(key)
+            if account is None:
+                item.pinned = True
+                account = entry.pack if entry.pack_id else entry.credit_balance
+            draws.append(Draw(account, -entry.amount))
+        window = getattr(charge, "window", None)
+        item.old.append(
+            ChargeOutcome(
+                at=charge.at,
+                status=charge.status,
+                reason=charge.reason,
+                tokens=charge.tokens,
+                credits=charge.cloud_credits,
+                draws=draws,
+                window=window,
+                row=charge,
+            )
+        )
+
+
+def _load(*, charger: Charger, team: Team, events: list[ParsedEvent]) -> list[Item]:
+    """Load the engine's state for a batch of valid new events, in a fixed number of
+    queries, and return the stored events to re-price: the packs and credits that may pay
+    (with what the expiry job took from closed ones), the assignments of every user
+    involved, and the windows still open at the batch's earliest event."""
+    earliest = min(_key(e) for e in events)
+    stored = _stored_items(team=team, earliest=earliest)
+    users = {e.user.pk for e in events} | {i.event.user.pk for i in stored}
+    expired = Coalesce(
+        Sum("entries__amount", filter=Q(entries__kind__in=[EntryKind.EXPIRY, EntryKind.EXPIRY_REVERSAL])),
+        Value(ZERO),
+        output_field=DecimalField(max_digits=14, decimal_places=2),
+    )
+    packs = list(TokenPack.objects.filter(team=team, expires_at__gt=earliest[0]).annotate(expired=expired))
+    credits = list(CloudCreditBalance.objects.filter(team=team, expires_at__gt=earliest[0]).annotate(expired=expired))
+    charger.load(
+        packs=packs,
+        credits=credits,
+        assignments=FlexAssignment.objects.filter(team=team, user_id__in=users),
+        windows=[],
+        expired={account_key(a): -a.expired for a in [*packs, *credits] if a.expired_at},
+    )
+    for item in stored:
+        _old_outcomes(item, charger)
+    stored_charges = {o.row.pk for item in stored for o in item.old}
+    charger.fixed_windows = [
+        w for w in UsageWindow.objects.filter(team=team, closes_at__gt=earliest[0]) if w.charge_id not in stored_charges
+    ]
+    return stored
 
 
 def log_usage(*, team: Team, events: list[dict], now: datetime | None = None, historical: bool = False) -> list[dict]:
@@ -80,7 +149,9 @@ def log_usage(*, team: Team, events: list[dict], now: datetime | None = None, hi
     A bad event gets its own error result and does not stop the others. An id seen before
     (in an earlier batch or earlier in this one) returns the first outcome with
     ``replayed: true`` and charges nothing. ``historical`` (the import command) accepts
-    events of any age and prices packs as of each event's time.
+    events of any age. The batch is priced with the stored events after its earliest one,
+    in time order: what that changes is re-priced with compensating entries and reported in
+    ``repriced`` (docs/charging.md, "Re-pricing").
     """
     now = _now(now)
     if not isinstance(events, list) or not 1 <= len(events) <= MAX_BATCH:
@@ -99,46 +170,99 @@ def log_usage(*, team: Team, events: list[dict], now: datetime | None = None, hi
         known = dict(
             UsageEvent.objects.filter(team=team, event_id__in={e.id for e in parsed}).values_list("event_id", "result")
         )
-        charger = _load_charger(team=team, events=parsed, now=now, historical=historical)
         # The same id twice in one batch: the first in input order is the event; later
         # copies replay its outcome (or repeat its error), whatever their times.
         first_index: dict[str, int] = {}
         for event in parsed:
             first_index.setdefault(event.id, event.index)
-        firsts: dict[str, dict] = {}
         copies: list[ParsedEvent] = []
-        new_events: list[tuple[ParsedEvent, list[ChargeOutcome], dict]] = []
-        # Events are charged in time order (windows depend on it); results keep input order.
-        for event in sorted(parsed, key=lambda e: (e.started_at, e.index)):
+        fresh: list[ParsedEvent] = []
+        for event in parsed:
             if event.id in known:
+                # Stable: the outcome first returned (re-pricings since are on the stored event).
                 results[event.index] = {**known[event.id], "replayed": True}
-                continue
-            if first_index[event.id] != event.index:
+            elif first_index[event.id] != event.index:
                 copies.append(event)
-                continue
-            try:
-                charger.validate(event)
-                outcomes = charger.charge(event)
-            except EventError as error:
-                results[event.index] = error.as_result(event.id)
-                continue
-            result = summarise(event, outcomes, charger.rate(event, event.started_at))
-            firsts[event.id] = result
-            results[event.index] = result
-            new_events.append((event, outcomes, result))
+            else:
+                fresh.append(event)
+        changes = Changes()
+        if fresh:
+            changes = _charge(team=team, events=fresh, now=now, historical=historical, results=results)
         for event in copies:
-            first = firsts.get(event.id)
-            results[event.index] = {**first, "replayed": True} if first else {**results[first_index[event.id]]}
-        _write(team=team, charger=charger, new_events=new_events, now=now)
-        if not historical and any(Decimal(result["tokens"]) > 0 for _, _, result in new_events):
+            first = results[first_index[event.id]]
+            results[event.index] = {**first, "replayed": True} if first["status"] != "error" else {**first}
+        if not historical and changes.moved_tokens:
             # Live spending may cross the low-balance line: check once this commits.
             request_balance_check(team=team)
     return results
 
 
-def _write(*, team: Team, charger: Charger, new_events: list, now: datetime) -> None:
-    """Persist a batch's outcome with a fixed number of bulk statements."""
-    if not new_events:
+@dataclass
+class Changes:
+    """What a batch changed: new events and re-priced ones (``_write`` persists them)."""
+
+    new: list[tuple[ParsedEvent, list[ChargeOutcome], dict]] = field(default_factory=list)
+    repriced: list[tuple[Item, list[ChargeOutcome], dict]] = field(default_factory=list)
+    moved_tokens: bool = False
+
+
+def _charge(*, team: Team, events: list[ParsedEvent], now: datetime, historical: bool, results: list) -> Changes:
+    """Validate and price the batch's new events with the stored events after them."""
+    charger = Charger(
+        team=team,
+        now=now,
+        historical=historical,
+        rates=RateBook.load(),
+        members=team_members_by_email(team=team, emails={e.email for e in events}),
+    )
+    valid = []
+    for event in events:
+        try:
+            charger.validate(event)
+            charger.rate(event, event.started_at)
+        except EventError as error:
+            results[event.index] = error.as_result(event.id)
+        else:
+            valid.append(event)
+    if not valid:
+        return Changes()
+    stored = _load(charger=charger, team=team, events=valid)
+    items = [Item(event=e) for e in valid] + stored
+    priced = charger.reprice(items)
+    changes = Changes()
+    new_items = sorted((i for i in items if i.stored is None), key=lambda i: i.key)
+    for item in new_items:
+        event = item.event
+        if event.id in charger.errors:
+            results[event.index] = charger.errors[event.id].as_result(event.id)
+            continue
+        result = summarise(event, priced[event.id], charger.rate(event, event.started_at))
+        results[event.index] = result
+        changes.new.append((event, priced[event.id], result))
+    accepted = [n for n in new_items if n.event.id not in charger.errors]
+    for item in sorted(stored, key=lambda i: i.key):
+        outcomes = priced[item.event.id]
+        if item.pinned or same_outcomes(item.old, outcomes):
+            continue
+        # Reported by the latest new event before it: the one it now comes after.
+        cause = max((n for n in accepted if n.key < item.key), key=lambda n: n.key, default=accepted[0])
+        rate = charger.rate(item.event, item.event.started_at)
+        record = {
+            "id": item.event.id,
+            "repriced_at": now.isoformat(),
+            "after": cause.event.id,
+            "before": outcome_summary(item.event, item.old, rate),
+            "now": outcome_summary(item.event, outcomes, rate),
+        }
+        results[cause.event.index].setdefault("repriced", []).append(record)
+        changes.repriced.append((item, outcomes, record))
+    _write(team=team, charger=charger, changes=changes, now=now)
+    return changes
+
+
+def _write(*, team: Team, charger: Charger, changes: Changes, now: datetime) -> None:
+    """Persist a batch's outcome and its re-pricing with a fixed number of bulk statements."""
+    if not changes.new and not changes.repriced:
         return
     event_rows = [
         UsageEvent(
@@ -157,12 +281,55 @@ def _write(*, team: Team, charger: Charger, new_events: list, now: datetime) -> 
             result=result,
             received_at=now,
         )
-        for event, _, result in new_events
+        for event, _, result in changes.new
     ]
     UsageEvent.objects.bulk_create(event_rows)
-    charges, windows, entries = [], [], []
     rollup = RollupDelta(team)
-    for (event, outcomes, _), row in zip(new_events, event_rows, strict=True):
+    entries: list[LedgerEntry] = []
+    drawn: dict[tuple[str, int], Decimal] = defaultdict(Decimal)  # new draws minus draws given back
+    # Re-priced events: their charges are superseded, each draw given back to what paid it.
+    superseded = []
+    for item, _, record in changes.repriced:
+        row = item.stored
+        for outcome in item.old:
+            superseded.append(outcome.row.pk)
+            rollup.add(
+                outcome.at,
+                row.product,
+                row.user_id,
+                tokens=-outcome.tokens,
+                credits=-outcome.credits,
+                charges=-(outcome.status == EventStatus.CHARGED),
+                denials=-(outcome.status == EventStatus.DENIED),
+            )
+            for draw in outcome.draws:
+                drawn[account_key(draw.account)] -= draw.amount
+                entries.append(
+                    ledger_entry(
+                        kind=EntryKind.REPRICE,
+                        amount=draw.amount,
+                        account=draw.account,
+                        at=outcome.at,
+                        event=row,
+                        charge=outcome.row,
+                        note=f"Re-priced after the late event {record['after']}"[:300],
+                    )
+                )
+        after = record["now"]
+        row.status, row.reason = after["status"], after["reason"]
+        row.tokens, row.cloud_credits = Decimal(after["tokens"]), Decimal(after["cloud_credits"])
+        row.adjustments = [*row.adjustments, record]
+    if superseded:
+        UsageWindow.objects.filter(charge_id__in=superseded).delete()
+        Charge.objects.filter(pk__in=superseded).update(superseded_at=now)
+        UsageEvent.objects.bulk_update(
+            [item.stored for item, _, _ in changes.repriced],
+            ["status", "reason", "tokens", "cloud_credits", "adjustments"],
+        )
+    charges, windows = [], []
+    charged = [(event, row, outcomes) for (event, outcomes, _), row in zip(changes.new, event_rows, strict=True)]
+    charged += [(item.event, item.stored, outcomes) for item, outcomes, _ in changes.repriced]
+    for event, row, outcomes in charged:
         for outcome in outcomes:
             charge = Charge(
                 event=row,
@@ -179,23 +346,39 @@ def _write(*, team: Team, charger: Charger, new_events: list, now: datetime) -> 
         if outcome.window is not None:
             outcome.window.charge = charge
             windows.append(outcome.window)
-        entries.extend(
-            ledger_entry(
-                kind=EntryKind.USAGE,
-                amount=draw.amount,
-                account=draw.account,
-                at=outcome.at,
-                event=charge.event,
-                charge=charge,
+        for draw in outcome.draws:
+            drawn[account_key(draw.account)] += draw.amount
+            entries.append(
+                ledger_entry(
+                    kind=EntryKind.USAGE,
+                    amount=draw.amount,
+                    account=draw.account,
+                    at=outcome.at,
+                    event=charge.event,
+                    charge=charge,
+                )
             )
-            for draw in outcome.draws
-        )
+    changed = []
+    for key, amount in drawn.items():
+        if not amount:
+            continue
+        account = charger.accounts[key]
+        changed.append(account)
+        changes.moved_tokens |= key[0] == "pack"
+        if account.expired_at is None:
+            account.remaining -= amount
+        else:
+            # Closed by the expiry job: late usage from before the expiry takes back that
+            # part of the expiry; tokens given back to it expire again. It still holds nothing.
+            kind = EntryKind.EXPIRY_REVERSAL if amount > 0 else EntryKind.EXPIRY
+            note = "Expiry reversed for late usage from before it" if amount > 0 else "Expired unused (re-priced)"
+            entries.append(
+                ledger_entry(kind=kind, amount=abs(amount), account=account, at=account.expires_at, note=note)
+            )
     UsageWindow.objects.bulk_create(windows)
     LedgerEntry.objects.bulk_create(entries)
-    TokenPack.objects.bulk_update([p for p in charger.packs if p.pk in charger.touched_packs], ["remaining"])
-    CloudCreditBalance.objects.bulk_update(
-        [c for c in charger.credits if c.pk in charger.touched_credits], ["remaining"]
-    )
+    TokenPack.objects.bulk_update([a for a in changed if isinstance(a, TokenPack)], ["remaining"])
+    CloudCreditBalance.objects.bulk_update([a for a in changed if isinstance(a, CloudCreditBalance)], ["remaining"])
     rollup.save(now=now)
 
 
@@ -218,7 +401,11 @@ def refund_usage(*, team: Team, event_id: str, actor: User | None = None, now: d
         raise ValidationError({"id": "Only per-result jobs can be refunded."})
     if event.status != EventStatus.CHARGED:
         raise ValidationError({"id": "The job was not charged, so there is nothing to refund."})
-    usage = list(event.entries.filter(kind=EntryKind.USAGE).select_related("pack", "credit_balance"))
+    usage = list(
+        event.entries.filter(kind=EntryKind.USAGE, charge__superseded_at__isnull=True).select_related(
+            "pack", "credit_balance", "charge"
+        )
+    )
     back, entries = {"tokens": ZERO, "credits": ZERO}, []
     forfeited = {"tokens": ZERO, "credits": ZERO}
     packs, balances = [], []

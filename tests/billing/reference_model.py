@@ -13,11 +13,16 @@ docs/charging.md and ``billing/charging.py``:
   input order is the event, later copies replay its outcome (or repeat its error).
   Events that fail validation are not stored, so their id may be sent again.
 - Live usage (not historical) ending more than 5 minutes after "now" is refused.
-- Windows are looked up among every window already opened for (user, product), in the
-  order events arrive (a late event does not re-price earlier ones).
-- A token pack or credit balance pays at moment ``m`` when it holds something and
-  ``start <= m < expires_at``; the live API (``historical=False``) also needs
-  ``expires_at > now``. The historical import prices as of each event's time.
+- Charges depend on what happened, not on when it arrived (docs/charging.md,
+  "Re-pricing"): every stored event is kept with its current charges, and a batch is
+  priced together with the stored events after its earliest new event (start time, then
+  id), from what the accounts could pay before them. A window is a charged charge of a
+  daily product. A refunded event keeps its charges (pinned). A stored event that would
+  lose a charge (one more denial than before) is pinned too, and all is priced again, so a
+  late event never takes a charge back.
+- A token pack or credit balance pays at moment ``m`` when ``start <= m < expires_at``
+  and its pool holds something, whether or not the expiry job has run: a closed account's
+  pool includes what the expiry took (``expired``), which late usage takes back.
 - The Flex assignment is judged at the event's ``started_at``; so are the rate and the
   cost of a per-result job. Later windows of a long session are priced at their moment.
 - Refunds go to the packs (or credit balances) that paid while they are unexpired at the
@@ -101,6 +106,7 @@ class Pack:
     seq: int
     remaining: Decimal
     closed: bool = False  # the expiry job has run for it
+    expired: Decimal = ZERO  # what the expiry took, net of reversals
 
     @property
     def start(self) -> datetime:
@@ -116,6 +122,7 @@ class Credits:
     seq: int
     remaining: Decimal
     closed: bool = False
+    expired: Decimal = ZERO
 
     @property
     def start(self) -> datetime:
@@ -174,6 +181,8 @@ class Result:
     error: str = ""
     # Kept for refunds and rollups.
     event: Event | None = None
+    # Stored events this one re-priced: (id, status, reason, tokens, cloud_credits) after.
+    repriced: list[tuple] = field(default_factory=list)
 
 
 @dataclass
@@ -211,7 +220,8 @@ class FlexModel:
         self.credits: dict[int, Credits] = {}
         self.assignments: dict[str, list[Assignment]] = defaultdict(list)
         self.windows: dict[tuple[str, str], list[Window]] = defaultdict(list)
-        self.results: dict[str, Result] = {}  # first outcome per stored event id
+        self.results: dict[str, Result] = {}  # first outcome per stored event id (replayed)
+        self.current: dict[str, Result] = {}  # current outcome per stored event id (re-priced)
         self.refunds: dict[str, Refund] = {}
         self.rollups: dict[tuple[date, str, str], Rollup] = defaultdict(Rollup)
         self.expired_tokens = ZERO
@@ -261,6 +271,7 @@ class FlexModel:
         for pack in self.packs.values():
             if not pack.closed and pack.expires_at <= now:
                 self.expired_tokens += pack.remaining
+                pack.expired += pack.remaining
                 pack.remaining, pack.closed = ZERO, True
                 closed += 1
         return closed
@@ -270,6 +281,7 @@ class FlexModel:
         for balance in self.credits.values():
             if not balance.closed and balance.expires_at <= now:
                 self.expired_credits += balance.remaining
+                balance.expired += balance.remaining
                 balance.remaining, balance.closed = ZERO, True
                 closed += 1
         return closed
@@ -302,51 +314,50 @@ class FlexModel:
         return any(a.covers(product, moment) for a in self.assignments[user])
 
     # Paying --------------------------------------------------------------------------------
+    # ``self.pool`` holds what each account can still pay while a batch is priced.
 
-    @staticmethod
-    def _usable(account: Pack | Credits, moment: datetime, now: datetime, historical: bool) -> bool:
-        return (
-            account.remaining > 0
-            and account.start <= moment < account.expires_at
-            and (historical or account.expires_at > now)
-        )
+    def _pool_of(self, account: Pack | Credits) -> Decimal:
+        return account.remaining + (account.expired if account.closed else ZERO)
 
-    def tokens_available(self, moment: datetime, *, now: datetime, historical: bool) -> Decimal:
-        return sum((p.remaining for p in self.packs.values() if self._usable(p, moment, now, historical)), ZERO)
+    def _usable(self, account: Pack | Credits, moment: datetime) -> bool:
+        return self.pool[id(account)] > 0 and account.start <= moment < account.expires_at
 
-    def credits_available(self, moment: datetime, *, now: datetime, historical: bool) -> Decimal:
-        return sum((c.remaining for c in self.credits.values() if self._usable(c, moment, now, historical)), ZERO)
+    def tokens_available(self, moment: datetime, **_) -> Decimal:
+        """Tokens that could pay at ``moment`` for an event logged now (after every other)."""
+        return sum((self._pool_of(p) for p in self.packs.values() if p.start <= moment < p.expires_at), ZERO)
 
-    @staticmethod
-    def _draw(accounts: list, amount: Decimal) -> list[tuple[Pack | Credits, Decimal]]:
+    def credits_available(self, moment: datetime, **_) -> Decimal:
+        return sum((self._pool_of(c) for c in self.credits.values() if c.start <= moment < c.expires_at), ZERO)
+
+    def _draw(self, accounts: list, amount: Decimal) -> list[tuple[Pack | Credits, Decimal]]:
         draws, left = [], amount
         for account in accounts:
             if left <= 0:
                 break
-            take = min(account.remaining, left)
-            account.remaining -= take
+            take = min(self.pool[id(account)], left)
+            self.pool[id(account)] -= take
             left -= take
             draws.append((account, take))
         return draws
 
-    def _pay(self, *, cost: Decimal, moment: datetime, credits_first: bool, now: datetime, historical: bool) -> Charge:
+    def _pay(self, *, cost: Decimal, moment: datetime, credits_first: bool) -> Charge:
         if credits_first:
             balances = sorted(
-                (c for c in self.credits.values() if self._usable(c, moment, now, historical)),
+                (c for c in self.credits.values() if self._usable(c, moment)),
                 key=lambda c: (c.expires_at, c.granted_at, c.seq),
             )
             # Credits first, but one job is never split between credits and tokens.
-            if sum((c.remaining for c in balances), ZERO) >= cost:
+            if sum((self.pool[id(c)] for c in balances), ZERO) >= cost:
                 draws = self._draw(balances, cost)
                 return Charge(
                     at=moment, status=CHARGED, credits=cost, credit_draws=[(c.key, amount) for c, amount in draws]
                 )
         packs = sorted(
-            (p for p in self.packs.values() if self._usable(p, moment, now, historical)),
+            (p for p in self.packs.values() if self._usable(p, moment)),
             # Earliest expiry first; on equal expiry the smallest pack; then oldest purchase.
             key=lambda p: (p.expires_at, p.tokens, p.purchased_at, p.seq),
         )
-        if sum((p.remaining for p in packs), ZERO) < cost:
+        if sum((self.pool[id(p)] for p in packs), ZERO) < cost:
             return Charge(at=moment, status=DENIED, reason="insufficient_balance")
         draws = self._draw(packs, cost)
         return Charge(at=moment, status=CHARGED, tokens=cost, pack_draws=[(p.reference, a) for p, a in draws])
@@ -374,30 +385,23 @@ class FlexModel:
             return "event_too_old"  # live: every charge of the event lies within the age limit
         return ""
 
-    def _charge(self, event: Event, *, now: datetime, historical: bool) -> list[Charge]:
+    def _charge(self, event: Event) -> list[Charge]:
         product = PRODUCTS[event.product]
         if not self._assigned(event.user, event.product, event.started_at):
             return [Charge(at=event.started_at, status=DENIED, reason="not_assigned")]
         if product.charge_type == FREE:
             # Free, but only while the team holds at least one token.
-            if self.tokens_available(event.started_at, now=now, historical=historical) >= 1:
+            usable = [p for p in self.packs.values() if self._usable(p, event.started_at)]
+            if sum((self.pool[id(p)] for p in usable), ZERO) >= 1:
                 return []
             return [Charge(at=event.started_at, status=DENIED, reason="insufficient_balance")]
         if product.charge_type == PER_RESULT:
             unit = product.variants[event.variant] if product.variants else product.tokens
             cost = (unit * event.quantity).quantize(CENT)
-            return [
-                self._pay(
-                    cost=cost,
-                    moment=event.started_at,
-                    credits_first=product.cloud_credit_eligible,
-                    now=now,
-                    historical=historical,
-                )
-            ]
-        return self._charge_daily(event, product, now=now, historical=historical)
+            return [self._pay(cost=cost, moment=event.started_at, credits_first=product.cloud_credit_eligible)]
+        return self._charge_daily(event, product)
 
-    def _charge_daily(self, event: Event, product: Product, *, now: datetime, historical: bool) -> list[Charge]:
+    def _charge_daily(self, event: Event, product: Product) -> list[Charge]:
         if event.ended_at - event.started_at < product.grace:
             return []  # grace period: costs nothing, opens no window
         windows = self.windows[(event.user, event.product)]
@@ -406,9 +410,7 @@ class FlexModel:
         while True:
             window = next((w for w in windows if w.opened_at <= moment < w.closes_at), None)
             if window is None:
-                charge = self._pay(
-                    cost=product.tokens, moment=moment, credits_first=False, now=now, historical=historical
-                )
+                charge = self._pay(cost=product.tokens, moment=moment, credits_first=False)
                 charges.append(charge)
                 if charge.status != CHARGED:
                     break
@@ -454,39 +456,123 @@ class FlexModel:
         for index, event in enumerate(events):
             first_index.setdefault(event.id, index)
         copies: list[int] = []
-        known = dict(self.results)  # stored before this batch
-        order = sorted(range(len(events)), key=lambda i: (events[i].started_at, i))
-        for index in order:
-            event = events[index]
-            if event.id in known:
-                results[index] = replace(known[event.id], replayed=True)
-                continue
-            if first_index[event.id] != index:
+        new: list[Event] = []
+        for index, event in enumerate(events):
+            if event.id in self.results:
+                results[index] = replace(self.results[event.id], replayed=True)
+            elif first_index[event.id] != index:
                 copies.append(index)
-                continue
-            error = self._validate(event, now=now, historical=historical)
-            if error:
-                results[index] = Result(id=event.id, status=ERROR, error=error)
-                continue
-            charges = self._charge(event, now=now, historical=historical)
-            result = self._summarise(event, charges)
-            self.results[event.id] = result
-            results[index] = result
-            for charge in charges:
-                group = self.rollups[(self.day(charge.at), event.product, event.user)]
-                group.tokens += charge.tokens
-                group.cloud_credits += charge.credits
-                group.charges += charge.status == CHARGED
-                group.denials += charge.status == DENIED
+            else:
+                error = self._validate(event, now=now, historical=historical)
+                if error:
+                    results[index] = Result(id=event.id, status=ERROR, error=error)
+                else:
+                    new.append(event)
+        if new:
+            priced = self._reprice(new)
+            for event in new:
+                result = priced[event.id]
+                self.results[event.id] = self.current[event.id] = result
+                results[first_index[event.id]] = result
         for index in copies:
             first = results[first_index[events[index].id]]
             results[index] = replace(first, replayed=first.status != ERROR)
         return results
 
+    @staticmethod
+    def _key(event: Event) -> tuple[datetime, str]:
+        return (event.started_at, event.id)
+
+    def _reprice(self, new: list[Event]) -> dict[str, Result]:
+        """Price ``new`` with the stored events after the earliest of them, in time order."""
+        earliest = min(self._key(e) for e in new)
+        stored = sorted(
+            (r for r in self.current.values() if self._key(r.event) > earliest), key=lambda r: self._key(r.event)
+        )
+        pinned = {r.id for r in stored if r.id in self.refunds}
+        while True:
+            priced = self._price(new, stored, pinned)
+            broken = sorted(
+                (r for r in stored if r.id not in pinned and _denials(priced[r.id].charges) > _denials(r.charges)),
+                key=lambda r: self._key(r.event),
+            )
+            if not broken:
+                break
+            pinned.add(broken[0].id)
+        # Apply: the accounts hold what is left of their pools; a closed one holds nothing,
+        # and its expiry grows or shrinks instead.
+        for account in [*self.packs.values(), *self.credits.values()]:
+            left = self.pool[id(account)]
+            if account.closed:
+                delta = account.expired - left
+                account.expired = left
+                if isinstance(account, Pack):
+                    self.expired_tokens -= delta
+                else:
+                    self.expired_credits -= delta
+            else:
+                account.remaining = left
+        for old in stored:
+            now = priced[old.id]
+            if old.id in pinned or _same(old.charges, now.charges):
+                continue
+            self._roll(old, -1)
+            self._roll(now, 1)
+            self.current[old.id] = replace(
+                old,
+                status=now.status,
+                reason=now.reason,
+                tokens=now.tokens,
+                cloud_credits=now.cloud_credits,
+                charges=now.charges,
+            )
+            cause = max((e for e in new if self._key(e) < self._key(old.event)), key=self._key)
+            priced[cause.id].repriced.append((old.id, now.status, now.reason, now.tokens, now.cloud_credits))
+        for event in new:
+            self._roll(priced[event.id], 1)
+        return {e.id: priced[e.id] for e in new}
+
+    def _price(self, new: list[Event], stored: list[Result], pinned: set[str]) -> dict[str, Result]:
+        repriced = {r.id for r in stored} - pinned
+        self.pool = {id(a): self._pool_of(a) for a in [*self.packs.values(), *self.credits.values()]}
+        for result in stored:
+            if result.id in repriced:
+                for charge in result.charges:
+                    for reference, amount in charge.pack_draws:
+                        self.pool[id(self.packs[reference])] += amount
+                    for key, amount in charge.credit_draws:
+                        self.pool[id(self.credits[key])] += amount
+        # Windows: the charged charges of daily products of the events that keep theirs.
+        self.windows = defaultdict(list)
+        for result in self.current.values():
+            if result.id not in repriced and PRODUCTS[result.event.product].charge_type == DAILY:
+                for charge in result.charges:
+                    if charge.status == CHARGED:
+                        self.windows[(result.event.user, result.event.product)].append(
+                            Window(opened_at=charge.at, closes_at=charge.at + WINDOW)
+                        )
+        priced: dict[str, Result] = {}
+        items = [(e, None) for e in new] + [(r.event, r) for r in stored]
+        for event, old in sorted(items, key=lambda item: self._key(item[0])):
+            if old is not None and old.id in pinned:
+                priced[event.id] = old
+            else:
+                priced[event.id] = self._summarise(event, self._charge(event))
+        return priced
+
+    def _roll(self, result: Result, sign: int) -> None:
+        event = result.event
+        for charge in result.charges:
+            group = self.rollups[(self.day(charge.at), event.product, event.user)]
+            group.tokens += sign * charge.tokens
+            group.cloud_credits += sign * charge.credits
+            group.charges += sign * (charge.status == CHARGED)
+            group.denials += sign * (charge.status == DENIED)
+
     def refund_usage(self, *, event_id: str, now: datetime) -> Refund:
         if event_id in self.refunds:
             return replace(self.refunds[event_id], replayed=True)
-        first = self.results.get(event_id)
+        first = self.current.get(event_id)
         if first is None:
             raise Refused(f"no usage event {event_id}")
         event = first.event
@@ -529,11 +615,11 @@ class FlexModel:
 
     @property
     def charged_tokens(self) -> Decimal:
-        return sum((r.tokens for r in self.results.values()), ZERO)
+        return sum((r.tokens for r in self.current.values()), ZERO)
 
     @property
     def charged_credits(self) -> Decimal:
-        return sum((r.cloud_credits for r in self.results.values()), ZERO)
+        return sum((r.cloud_credits for r in self.current.values()), ZERO)
 
     @property
     def refunded_tokens(self) -> Decimal:
@@ -545,3 +631,14 @@ class FlexModel:
 
     def nonempty_rollups(self) -> dict[tuple[date, str, str], Rollup]:
         return {key: group for key, group in self.rollups.items() if not group.is_empty()}
+
+
+def _denials(charges: list[Charge]) -> int:
+    return sum(c.status == DENIED for c in charges)
+
+
+def _same(old: list[Charge], new: list[Charge]) -> bool:
+    def key(c: Charge) -> tuple:
+        return (c.at, c.status, c.reason, c.tokens, c.credits, c.pack_draws, c.credit_draws)
+
+    return [key(c) for c in old] == [key(c) for c in new]

@@ -196,14 +196,19 @@ def test_usage_counts_on_the_day_its_window_opened_in_the_team_time_zone(buy, lo
     assert_ledger_balances()
 
 
-def test_late_out_of_order_event_is_priced_against_the_windows_existing_when_logged(buy, log):
-    """Choice: a late event never re-prices what was already charged."""
-    buy(100)
+def test_a_late_earlier_launch_re_prices_the_window_it_now_covers(buy, log):
+    """A late launch puts a later one inside its window: the later one's charge is given back."""
+    pack = buy(100)
     later = log("autocad", T0 + 10 * H, T0 + 11 * H, now=T0 + 11 * H)
     earlier = log("autocad", T0, T0 + H, now=T0 + 12 * H)  # reported late
     assert (tokens(later), tokens(earlier)) == (7, 7)
-    assert UsageEvent.objects.get(event_id=later["id"]).tokens == 7  # not re-priced
-    assert list(UsageWindow.objects.values_list("opened_at", flat=True)) == [T0, T0 + 10 * H]
+    [repriced] = earlier["repriced"]
+    assert (repriced["id"], repriced["before"]["tokens"], repriced["now"]["tokens"]) == (later["id"], "7.00", "0.00")
+    assert (repriced["now"]["status"], repriced["now"]["reason"]) == ("no_charge", "inside_window")
+    stored = UsageEvent.objects.get(event_id=later["id"])
+    assert (stored.status, stored.tokens, len(stored.adjustments)) == ("no_charge", 0, 1)
+    assert list(UsageWindow.objects.values_list("opened_at", flat=True)) == [T0]
+    assert remaining(pack) == 93
     assert_ledger_balances()
 
 
@@ -441,13 +446,13 @@ def test_expired_cloud_credits_do_not_pay(team, buy, log, credits):
     after = log("cfd-simulation", CUTOFF + H, variant="simple")
     assert before["cloud_credits"] == "5.00"
     assert (after["tokens"], after["cloud_credits"]) == ("5.00", "0.00")
-    # Live usage from before the cutoff, reported after it: the credits have expired by now.
+    # Live usage from before the cutoff, reported after it: judged at its own time.
     late = log("cfd-simulation", CUTOFF - 2 * H, now=CUTOFF + 2 * H, variant="simple")
-    assert (late["tokens"], late["cloud_credits"]) == ("5.00", "0.00")
-    assert remaining(credits) == 95
+    assert (late["tokens"], late["cloud_credits"]) == ("0.00", "5.00")
+    assert remaining(credits) == 90
     services.expire_cloud_credits(now=CUTOFF + 3 * H)
     assert remaining(credits) == 0
-    assert LedgerEntry.objects.get(credit_balance=credits, kind=EntryKind.EXPIRY).amount == -95
+    assert LedgerEntry.objects.get(credit_balance=credits, kind=EntryKind.EXPIRY).amount == -90
     assert_ledger_balances()
 
 
@@ -553,16 +558,20 @@ def test_a_pack_past_its_expiry_never_pays_even_before_the_expiry_job_ran(team, 
     pack = buy(100, at=T0 - timedelta(days=365))
     assert pack.expires_at == T0
     at_expiry = log("generative-design", T0)
-    # Choice: live usage from before the expiry, reported after it, isn't paid by the pack either.
-    reported_late = log("generative-design", T0 - H, now=T0 + H)
-    assert [at_expiry["reason"], reported_late["reason"]] == ["insufficient_balance"] * 2
+    assert at_expiry["reason"] == "insufficient_balance"
     assert (remaining(pack), TokenPack.objects.get(pk=pack.pk).expired_at) == (100, None)
-    # The historical import prices packs as of each event's time.
+    # Usage from before the expiry, reported after it, is judged at its own time: the pack pays.
+    reported_late = log("generative-design", T0 - H, now=T0 + H)
+    assert (reported_late["status"], reported_late["charges"][0]["draws"]) == (
+        "charged",
+        [{"pack": pack.reference, "tokens": "11.00"}],
+    )
+    # The historical import follows the same rule.
     [imported] = services.log_usage(
-        team=team, events=[event("imported", "generative-design", T0 - H)], now=T0 + H, historical=True
+        team=team, events=[event("imported", "generative-design", T0 - 2 * H)], now=T0 + H, historical=True
     )
     assert imported["status"] == "charged"
-    assert remaining(pack) == 89
+    assert remaining(pack) == 78
     assert_ledger_balances()
 
 

@@ -282,14 +282,23 @@ def test_historical_import_replays_old_events_in_time_order(team, buy, tmp_path,
     assert "1/3 events" in err and "3/3 events (100%)" in err
 
 
-def test_a_historical_import_warns_when_packs_of_that_time_were_already_closed(team, buy, tmp_path):
-    buy(100, at=datetime(2022, 4, 1, tzinfo=UTC))
+def test_a_historical_import_is_paid_by_packs_the_expiry_job_already_closed(team, buy, tmp_path):
+    """The import follows the live rules: the pack was valid then, so that part of its expiry is reversed."""
+    pack = buy(100, at=datetime(2022, 4, 1, tzinfo=UTC))
     services.expire_packs()
     text = HEADER + f"j-1,{MEMBER},cfd-simulation,simple,2022-05-02T10:00:00+00:00,,\n"
-    code, out, err = import_usage(tmp_path, text, "--historical")
+    code, out, _ = import_usage(tmp_path, text, "--historical")
     assert code == 0
-    assert "1 of the team's packs valid at 2022-05-02T10:00:00+00:00 or later were already closed" in err
-    assert "0 charged, 0 no charge, 1 denied" in out
+    assert "1 charged, 0 no charge, 0 denied" in out
+    kinds = list(LedgerEntry.objects.filter(pack=pack).order_by("id").values_list("kind", "amount"))
+    assert kinds == [
+        ("purchase", Decimal("100.00")),
+        ("expiry", Decimal("-100.00")),
+        ("usage", Decimal("-5.00")),
+        ("expiry_reversal", Decimal("5.00")),
+    ]
+    pack.refresh_from_db()
+    assert pack.remaining == 0
 
 
 def test_without_historical_old_events_are_refused(team, buy, tmp_path):

@@ -406,7 +406,7 @@ class FlexMachine(RuleBasedStateMachine):
         ids = sorted({r["id"] for r in self.sent})
         jobs = sorted(
             i
-            for i, r in self.model.results.items()
+            for i, r in self.model.current.items()
             if r.status == rm.CHARGED and rm.PRODUCTS[r.event.product].charge_type == rm.PER_RESULT
         )
         if not ids:
@@ -480,14 +480,18 @@ class FlexMachine(RuleBasedStateMachine):
             assert remaining >= 0
             assert remaining == model.credits[pk].remaining == per_balance[pk]
 
-        usage, refunds = per_kind[(EntryKind.USAGE, True)], per_kind[(EntryKind.REFUND, True)]
-        credit_usage, credit_refunds = per_kind[(EntryKind.USAGE, False)], per_kind[(EntryKind.REFUND, False)]
+        # Usage is net of what re-pricing gave back; expiry net of what late usage took back.
+        usage = per_kind[(EntryKind.USAGE, True)] + per_kind[(EntryKind.REPRICE, True)]
+        credit_usage = per_kind[(EntryKind.USAGE, False)] + per_kind[(EntryKind.REPRICE, False)]
+        refunds, credit_refunds = per_kind[(EntryKind.REFUND, True)], per_kind[(EntryKind.REFUND, False)]
         assert -usage == model.charged_tokens
         assert refunds == model.refunded_tokens
         assert -credit_usage == model.charged_credits
         assert credit_refunds == model.refunded_credits
-        assert -per_kind[(EntryKind.EXPIRY, True)] == model.expired_tokens
-        assert -per_kind[(EntryKind.EXPIRY, False)] == model.expired_credits
+        expiry = per_kind[(EntryKind.EXPIRY, True)] + per_kind[(EntryKind.EXPIRY_REVERSAL, True)]
+        credit_expiry = per_kind[(EntryKind.EXPIRY, False)] + per_kind[(EntryKind.EXPIRY_REVERSAL, False)]
+        assert -expiry == model.expired_tokens
+        assert -credit_expiry == model.expired_credits
 
         events = {
             row[0]: row[1:]
@@ -495,9 +499,9 @@ class FlexMachine(RuleBasedStateMachine):
                 "event_id", "status", "reason", "tokens", "cloud_credits", "refunded_at"
             )
         }
-        assert set(events) == set(model.results)
+        assert set(events) == set(model.current)
         for event_id, (status, reason, tokens, credits, refunded_at) in events.items():
-            want = model.results[event_id]
+            want = model.current[event_id]  # re-priced since it was first answered
             got = (status, reason, tokens, credits, refunded_at is not None)
             assert got == (want.status, want.reason, want.tokens, want.cloud_credits, event_id in model.refunds)
         # Tokens charged by events minus tokens refunded equal what the ledger took.
@@ -541,6 +545,11 @@ def _assert_same_result(raw: dict, want: rm.Result, got: dict) -> None:
     ]
     expected = [(c.at, c.status, c.reason, c.tokens, c.credits, c.pack_draws) for c in want.charges]
     assert charges == expected, where
+    repriced = [
+        (r["id"], r["now"]["status"], r["now"]["reason"], _dec(r["now"]["tokens"]), _dec(r["now"]["cloud_credits"]))
+        for r in got.get("repriced", [])
+    ]
+    assert repriced == want.repriced, where
 
 
 def test_services_agree_with_the_reference_model(db):

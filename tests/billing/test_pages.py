@@ -55,7 +55,7 @@ def history(team, buy, log, personas):
     buy(2_000, at=NOW - 20 * D, reference="PO-NEW")
     services.expire_packs(now=NOW - 30 * D)
     for back in range(1, 21):
-        start = NOW - back * D + timedelta(minutes=back)
+        start = NOW - back * D - timedelta(minutes=back)
         log("revit", start, start + H)
     log("cfd-simulation", NOW - 2 * D, variant="moderate", event_id="job-7")
     services.refund_usage(team=team, event_id="job-7", now=NOW - 2 * D + H)
@@ -166,7 +166,7 @@ def test_the_donut_turns_red_below_the_low_balance_threshold(admin_client, team,
     buy(100, at=NOW - 10 * D)
     assert "donut-is-low" not in admin_client.get(TOKENS).content.decode()
     for back in range(1, 10):
-        log("revit", NOW - back * D + timedelta(minutes=back), NOW - back * D + H)  # 90 of 100 used
+        log("revit", NOW - back * D - timedelta(minutes=back), NOW - back * D + H)  # 90 of 100 used
     response = admin_client.get(TOKENS)
     assert "donut-is-low" in response.content.decode()
     assert "Below the low-balance threshold of 20 tokens." in text(response)

@@ -17,6 +17,7 @@ from django.test.utils import CaptureQueriesContext
 
 from billing import services
 from billing.models import LedgerEntry, TokenPack, UsageEvent
+from billing.selectors import ledger_check
 from tests.factories import MembershipFactory, UserFactory
 
 # Measured (savepoint and release included): 18 queries for 10 events, 19 for 1,000 (the
@@ -63,14 +64,14 @@ def crew(team, personas):
     return assigned, unassigned
 
 
-def make_batch(size: int, *, assigned, unassigned, prefix: str = "q") -> list[dict]:
+def make_batch(size: int, *, assigned, unassigned, prefix: str = "q", start: datetime = DAY0) -> list[dict]:
     """A realistic batch: daily sessions of several users over several days, CFD jobs,
     members without Flex, and ids repeated inside the batch (same payload)."""
     events: list[dict] = []
     n = 0
     while len(events) < size:
         kind = n % 10
-        day = DAY0 + timedelta(days=(n // 40) % 14, minutes=7 * (n % 40))
+        day = start + timedelta(days=(n // 40) % 14, minutes=7 * (n % 40))
         if kind == 9 and events:
             events.append(dict(events[-3]))  # a retry of an event already in the batch
         elif kind == 8:
@@ -141,7 +142,9 @@ def test_a_batch_of_1000_events_is_charged_with_a_bounded_number_of_queries(
 def test_10_events_and_1000_events_cost_the_same_number_of_queries(team, crew, buy):
     buy(100_000)
     small, _ = count_queries(team, make_batch(10, assigned=crew[0], unassigned=crew[1], prefix="small"))
-    large, _ = count_queries(team, make_batch(1000, assigned=crew[0], unassigned=crew[1], prefix="large"))
+    # In order: the large batch comes after the small one, so it re-prices nothing.
+    later = DAY0 + timedelta(days=14)
+    large, _ = count_queries(team, make_batch(1000, assigned=crew[0], unassigned=crew[1], prefix="large", start=later))
     # Both batches write events, charges, windows, ledger entries and rollups; only the size differs.
     assert small <= MAX_QUERIES
     assert abs(large - small) <= 2, (small, large)
@@ -177,3 +180,38 @@ def test_the_ledger_check_costs_six_queries_whatever_the_size_of_the_ledger(team
     small = queries()
     charge(team, make_batch(1000, assigned=crew[0], unassigned=crew[1]))
     assert small == queries() == 6
+
+
+# Re-pricing (docs/charging.md, "Re-pricing", "Cost"): reading the stored events after the
+# batch's earliest one costs two queries more than an in-order batch, writing the re-pricing
+# three more, whatever the number of events, users and products re-priced.
+REPRICING_EXTRA_QUERIES = 5
+
+
+def _sessions(prefix: str, users, products, days: range, hour: int) -> list[dict]:
+    return [
+        _daily(f"{prefix}-{user.pk}-{product}-{day}", user, product, start, start + H)
+        for user in users
+        for product in products
+        for day in days
+        for start in [DAY0 + timedelta(days=day, hours=hour)]
+    ]
+
+
+def test_re_pricing_costs_at_most_five_extra_queries_whatever_it_re_prices(team, crew, buy):
+    buy(100_000)
+    users, products = crew[0], ["autocad", "revit"]
+    # One user and product: 10 sessions at 10:00, then their 08:00 launches arrive late.
+    in_order_one, _ = count_queries(team, _sessions("one", users[:1], products[:1], range(0, 10), hour=10))
+    one, late_one = count_queries(team, _sessions("late-one", users[:1], products[:1], range(0, 10), hour=8))
+    # Six users and two products: 204 sessions, then 204 late launches.
+    in_order_many, _ = count_queries(team, _sessions("many", users, products, range(12, 29), hour=10))
+    many, late_many = count_queries(team, _sessions("late-many", users, products, range(12, 29), hour=8))
+
+    # Every 10:00 session is now inside the window its 08:00 launch opened.
+    assert sum(len(r.get("repriced", [])) for r in late_one) == 10
+    assert sum(len(r.get("repriced", [])) for r in late_many) == 204
+    assert one - in_order_one <= REPRICING_EXTRA_QUERIES, (in_order_one, one)
+    assert many - in_order_many <= REPRICING_EXTRA_QUERIES, (in_order_many, many)
+    assert abs(many - one) <= 2, (one, many)  # 24 times the re-pricing, the same statements
+    assert ledger_check(now=NOW).ok

@@ -48,7 +48,7 @@ def history(personas, rate_sheet):
     buy(5_000, now - 20 * D, "PO-2026-NEW")
     services.expire_packs(now=now)
     for back in range(1, 25):
-        start = now - back * D + timedelta(minutes=back)
+        start = now - back * D - timedelta(minutes=back)
         who = personas.member if back % 3 else colleague
         event = {"id": f"day-{back}", "user": who.email, "product": "revit"}
         [result] = services.log_usage(

@@ -25,6 +25,8 @@ from tests.factories import MembershipFactory, ResellerFactory, TeamFactory, Use
 
 pytestmark = pytest.mark.services
 
+# Usage net of the draws re-pricing gave back (docs/charging.md, "Re-pricing").
+NET_USAGE = (EntryKind.USAGE, EntryKind.REPRICE)
 THREADS = 16
 EVENTS_PER_THREAD = 12
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)  # after every event: imported as history
@@ -135,12 +137,7 @@ def test_concurrent_batches_never_spend_a_token_twice_nor_charge_an_id_twice(rac
         finally:
             connection.close()  # each thread opened its own connection
 
-    threads = [threading.Thread(target=send, args=(n,), name=f"charger-{n}") for n in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "a charging thread hung (deadlock?)"
+    _run([threading.Thread(target=send, args=(n,), name=f"charger-{n}") for n in range(THREADS)])
     assert errors == []
     assert len(results) == THREADS
 
@@ -161,20 +158,9 @@ def test_concurrent_batches_never_spend_a_token_twice_nor_charge_an_id_twice(rac
         assert all({**r, "replayed": False} == stored[event_id].result for r in given), event_id
     assert any(len(given) > 2 for given in answers.values()), "ids must be sent by several threads"
 
-    # The tokens charged are exactly the tokens drawn from packs.
-    charged = UsageEvent.objects.filter(team=team).aggregate(total=Sum("tokens"))["total"]
-    drawn = LedgerEntry.objects.filter(team=team, kind=EntryKind.USAGE, pack__isnull=False).aggregate(
-        total=Sum("amount")
-    )["total"]
-    assert charged == -drawn > 0
-
-    # Every pack's remaining is the sum of its entries, never negative, never overdrawn.
-    for pack in TokenPack.objects.filter(team=team):
-        entries = pack.entries.aggregate(total=Sum("amount"))["total"]
-        usage = -(pack.entries.filter(kind=EntryKind.USAGE).aggregate(total=Sum("amount"))["total"] or Decimal(0))
-        assert pack.remaining == entries, pack.reference
-        assert 0 <= pack.remaining <= pack.tokens, pack.reference
-        assert usage <= pack.tokens, f"{pack.reference} paid {usage} of {pack.tokens}"
+    # The tokens charged are exactly the tokens drawn from packs (net of re-pricing), and
+    # every pack's remaining is the sum of its entries, never negative, never overdrawn.
+    charged = _assert_packs_sound(team)
 
     # The balance ran out under contention: someone was refused for it.
     denied = UsageEvent.objects.filter(team=team, status="denied", reason="insufficient_balance")
@@ -186,6 +172,31 @@ def test_concurrent_batches_never_spend_a_token_twice_nor_charge_an_id_twice(rac
     assert ledger_violations(now=NOW) == []
 
 
+def _run(threads: list[threading.Thread]) -> None:
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "a thread hung (deadlock?)"
+
+
+def _assert_packs_sound(team) -> Decimal:
+    """Tokens charged equal tokens drawn (net of re-pricing); every pack holds the sum of
+    its entries, never negative, never overdrawn. Returns the tokens charged."""
+    charged = UsageEvent.objects.filter(team=team).aggregate(total=Sum("tokens"))["total"]
+    drawn = LedgerEntry.objects.filter(team=team, kind__in=NET_USAGE, pack__isnull=False).aggregate(
+        total=Sum("amount")
+    )["total"]
+    assert charged == -drawn > 0
+    for pack in TokenPack.objects.filter(team=team):
+        entries = pack.entries.aggregate(total=Sum("amount"))["total"]
+        usage = -(pack.entries.filter(kind__in=NET_USAGE).aggregate(total=Sum("amount"))["total"] or Decimal(0))
+        assert pack.remaining == entries, pack.reference
+        assert 0 <= pack.remaining <= pack.tokens, pack.reference
+        assert usage <= pack.tokens, f"{pack.reference} paid {usage} of {pack.tokens}"
+    return charged
+
+
 def _demand(pool: list[dict], ids: set[str]) -> Decimal:
     """What the sent events would cost with no balance limit (windows ignored: an upper bound
     of daily charges, so count only the launches, not the relaunches)."""
@@ -195,3 +206,93 @@ def _demand(pool: list[dict], ids: set[str]) -> Decimal:
         if event["id"] in ids and not event["id"].endswith("-again"):
             total += price[event.get("variant") or event["product"]]
     return total
+
+
+LIVE_NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
+
+
+def test_concurrent_late_and_in_order_batches_never_spend_a_token_twice(on_postgresql):
+    """16 workers, live: half send in-order batches of recent events, half late batches of
+    earlier ones (re-pricing what the others charged), while the expiry job closes a pack
+    that expired in the middle of it all. Tokens are never spent twice, no pack goes
+    negative, and the ledger check stays clean (docs/charging.md, "Re-pricing")."""
+    team = TeamFactory(slug="late-race", reseller=ResellerFactory(slug="late-race-reseller"))
+    users = []
+    for n in range(4):
+        user = UserFactory(email=f"late{n}@race.example")
+        MembershipFactory(user=user, team=team, role="primary_admin" if n == 0 else "member")
+        services.assign_flex(team=team, user=user, products="all", actor=None, at=datetime(2026, 1, 1, tzinfo=UTC))
+        users.append(user)
+    expiring_at = LIVE_NOW - 20 * H
+    packs = [("LATE-EXPIRING", 30, expiring_at - timedelta(days=365)), ("LATE-MAIN", 150, LIVE_NOW - 30 * 24 * H)]
+    for reference, tokens, at in packs:
+        [pack, _] = services.record_purchase(team=team, reference=reference, tokens=tokens, purchased_at=at, now=at)
+        if reference == "LATE-EXPIRING":
+            assert pack.expires_at <= expiring_at + 24 * H
+    rng = random.Random(20261313)
+
+    def batch(n: int, late: bool) -> list[dict]:
+        events = []
+        for k in range(EVENTS_PER_THREAD):
+            user = users[(n + k) % len(users)]
+            # Late batches: 30 to 46 hours ago (around the expiry); in-order ones: the last 10 hours.
+            start = LIVE_NOW - (rng.randint(30 * 60, 46 * 60) if late else rng.randint(60, 10 * 60)) * timedelta(
+                minutes=1
+            )
+            if k % 3:
+                product = ["autocad", "revit"][k % 2]
+                events.append(
+                    {
+                        "id": f"w{n}-{k}",
+                        "user": user.email,
+                        "product": product,
+                        "started_at": start.isoformat(),
+                        "ended_at": min(start + rng.choice([1, 3, 25]) * H, LIVE_NOW).isoformat(),
+                    }
+                )
+            else:
+                events.append(
+                    {
+                        "id": f"w{n}-{k}",
+                        "user": user.email,
+                        "product": "cfd-simulation",
+                        "variant": rng.choice(["simple", "moderate"]),
+                        "started_at": start.isoformat(),
+                    }
+                )
+        # Overlap: every worker also sends one event of its neighbour.
+        events.append({**events[0], "id": f"w{(n + 1) % THREADS}-0"})
+        return events
+
+    batches = [batch(n, late=n % 2 == 1) for n in range(THREADS)]
+    barrier = threading.Barrier(THREADS + 1, timeout=30)
+    errors: list[BaseException] = []
+
+    def send(n: int) -> None:
+        try:
+            barrier.wait()
+            services.log_usage(team=team, events=batches[n], now=LIVE_NOW)
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    def expire() -> None:
+        try:
+            barrier.wait()
+            services.expire_packs(now=LIVE_NOW)
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    _run([*(threading.Thread(target=send, args=(n,)) for n in range(THREADS)), threading.Thread(target=expire)])
+    assert errors == []
+
+    assert UsageEvent.objects.filter(team=team).count() == len({e["id"] for b in batches for e in b})
+    charged = _assert_packs_sound(team)
+    assert LedgerEntry.objects.filter(team=team, kind=EntryKind.REPRICE).exists(), "late batches re-priced"
+    assert charged <= sum(tokens for _, tokens, _ in packs)
+    from billing.selectors import ledger_violations
+
+    assert ledger_violations(now=LIVE_NOW) == []

@@ -8,8 +8,10 @@ ended_at, quantity. variant, ended_at and quantity may be empty (or left out).
 Every row is validated before anything is charged: one bad row stops the import with a
 list of every bad line, unless ``--skip-invalid`` (then the good rows are imported and the
 skipped lines listed). Events are charged in time order, in batches of up to 1000, through
-``billing.services.log_usage``. ``--historical`` replays events of any age and closes the
-packs that expired between batches, so a replay spends each pack only while it was valid.
+``billing.services.log_usage``, which follows the live rules (docs/charging.md,
+"Re-pricing"): each pack pays only while it was valid, and one the expiry job has already
+closed still pays for usage from before its expiry. ``--historical`` replays events of any
+age and closes the packs that expired between batches, as the schedule would have.
 Ids already imported are replayed (charged once), so a failed import can simply be re-run.
 
 Memory does not grow with the file: the first pass checks the rows a few thousand at a time
@@ -40,7 +42,6 @@ from accounts.models import Team
 from accounts.selectors import team_members_by_email
 from billing import services
 from billing.events import MAX_BATCH, ParsedEvent, read_event, rule_problems
-from billing.models import TokenPack
 from billing.rates import RateBook
 from core.money import ZERO, fmt
 
@@ -72,20 +73,17 @@ class Row:
 
 @dataclass
 class Scan:
-    """What the first pass over the file found: counts, the earliest event, and the good rows
+    """What the first pass over the file found: counts, and the good rows
     as sorted runs (the last one in memory, the others spilled to disk)."""
 
     rows: int = 0
     bad: int = 0
     good: int = 0
-    earliest: datetime | None = None
     run: list[Ready] = field(default_factory=list)
     spilled: list[Path] = field(default_factory=list)
 
     def add(self, row: Row, spill: Path) -> None:
         started_at = row.event.started_at
-        if self.earliest is None or started_at < self.earliest:
-            self.earliest = started_at
         self.run.append((_micros(started_at), row.line, row.raw()))
         self.good += 1
         if len(self.run) >= RUN_ROWS:
@@ -279,8 +277,6 @@ class Command(BaseCommand):
 
     def _import(self, scan: Scan, *, team: Team, historical: bool, batch_size: int) -> int:
         """Charge the good rows in time order; print per-event errors and the summary; return the errors."""
-        if historical and scan.earliest is not None:
-            self._warn_closed_packs(team=team, since=scan.earliest)
         counts: Counter[str] = Counter()
         tokens = credits = ZERO
         done = 0
@@ -318,18 +314,6 @@ class Command(BaseCommand):
             f"{fmt(tokens)} tokens and {fmt(credits)} cloud credits charged."
         )
         return counts["errors"]
-
-    def _warn_closed_packs(self, *, team: Team, since: datetime) -> None:
-        """A replay can't spend a pack the expiry job has already closed (its tokens were
-        written off), so events that pack would have paid come out denied: say so up front."""
-        closed = TokenPack.objects.filter(team=team, expired_at__isnull=False, expires_at__gt=since).count()
-        if closed:
-            self.stderr.write(
-                self.style.WARNING(
-                    f"Warning: {closed} of the team's packs valid at {since.isoformat()} or later were already "
-                    "closed by the expiry job; events they would have paid will be denied."
-                )
-            )
 
     def _progress(self, done: int, total: int) -> None:
         line = f"{done}/{total} events ({done * 100 // total}%)"
