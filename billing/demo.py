@@ -211,6 +211,7 @@ def seed_usage(*, until: datetime | None = None, progress: Callable[[int, str], 
                             purchased_at=at,
                             actor=None,
                             now=at,
+                            notify_admins=False,  # history, not news
                         )
                 for chunk_start in range(0, len(week), 1000):
                     chunk = [
