@@ -8,11 +8,12 @@ STAMP  := $(VENV)/.installed-requirements
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: help install run test lint fmt check clean
+.PHONY: help install run dev test lint fmt check clean
 
 help:
 	@echo "make run    - install, migrate, seed the demo, serve http://$(HOST):$(PORT)"
-	@echo "             (with REDIS_URL set, also a Celery worker and beat: see Procfile)"
+	@echo "             under gunicorn (with REDIS_URL set, also a Celery worker and beat: see Procfile)"
+	@echo "make dev    - the same demo on Django's development server, reloading on code changes"
 	@echo "make test   - run the whole test suite (SQLite, tasks in-process)"
 	@echo "make lint   - ruff, and import-linter (the layers in pyproject.toml)"
 
@@ -44,8 +45,15 @@ run: install
 	else \
 		echo "No REDIS_URL: the scheduled jobs (expiry, reminders, alerts) run once now; see docs/operations.md"; \
 		$(BIN)/python manage.py run_jobs -v0; \
-		exec $(BIN)/python manage.py runserver $(HOST):$(PORT); \
+		exec $(BIN)/gunicorn flexadmin.wsgi --bind $(HOST):$(PORT); \
 	fi
+
+# Development: Django's server, reloading on every code change, with Django's debug pages.
+dev: export DEBUG ?= 1
+dev: install
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 test: install
 	$(BIN)/python -m pytest

@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 
 import django_tables2 as tables
-from django.urls import reverse
 from django.utils.html import format_html
 
 from core.money import fmt, tokens_text
@@ -33,16 +33,15 @@ class CountColumn(tables.Column):
 
 
 class ReportTable(tables.Table):
-    """A report's table: links keep the page's range and filters (``query``)."""
+    """A report's table. Its links go to the reader's report pages and keep the page's range
+    and filters: ``url(name, *args)`` is ``Report.url`` (a team's or a customer's pages)."""
 
-    def __init__(self, *args, team_slug: str = "", query: str = "", **kwargs) -> None:
-        self.team_slug = team_slug
-        self.query = query
+    def __init__(self, *args, url: Callable[..., str] | None = None, **kwargs) -> None:
+        self.url = url
         super().__init__(*args, **kwargs)
 
     def link(self, name: str, *args) -> str:
-        url = reverse(name, args=[self.team_slug, *args])
-        return f"{url}?{self.query}" if self.query else url
+        return self.url(name, *args)
 
 
 class BucketTable(ReportTable):
@@ -82,9 +81,7 @@ class ProductReportTable(ReportTable):
         order_by = ("-tokens",)
 
     def render_name(self, record: dict) -> str:
-        return format_html(
-            '<a href="{}">{}</a>', self.link("reporting:product-detail", record["product"]), record["name"]
-        )
+        return format_html('<a href="{}">{}</a>', self.link("product-detail", record["product"]), record["name"])
 
     def value_name(self, record: dict) -> str:
         return record["name"]
@@ -109,9 +106,7 @@ class UserReportTable(ReportTable):
         order_by = ("-tokens",)
 
     def render_label(self, record: dict) -> str:
-        return format_html(
-            '<a href="{}">{}</a>', self.link("reporting:user-detail", record["user_id"]), record["label"]
-        )
+        return format_html('<a href="{}">{}</a>', self.link("user-detail", record["user_id"]), record["label"])
 
     def value_label(self, record: dict) -> str:
         return record["label"]

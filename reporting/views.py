@@ -1,7 +1,10 @@
 """Reporting > Flex token usage: Summary, By Product (and a product), By User (Premium, and a
 person), Denials. Read-only pages over ``reporting.selectors`` (rollups only, except the
 denial reasons); the range and filters ride in the query string, carried across the tabs.
-Access through ``accounts.access.team_view(Perm.VIEW_REPORTS)``: admins and report viewers."""
+Admins and report viewers reach them through ``accounts.access.team_view(Perm.VIEW_REPORTS)``;
+a sales rep reaches Summary and By Product (and a product's days) of the teams the rep's
+resellers serve under /customers/<team>/reports/ (``accounts.access.customer_view``), never anything per
+person: no By User, no Denials (they name people), no user filter or column."""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_safe
 from django_tables2 import RequestConfig
 
-from accounts.access import Perm, TeamAccess, team_view
+from accounts.access import Perm, TeamAccess, customer_view, team_view
 from accounts.models import Membership, Team
 from core.money import fmt as amount_text
 from reporting import charts, exports, selectors
@@ -35,11 +38,14 @@ from reporting.tables import (
 
 PER_PAGE = 50
 TABS = [
-    ("Summary", "reporting:summary", "summary"),
-    ("By Product", "reporting:by-product", "product"),
-    ("By User", "reporting:by-user", "user"),
-    ("Denials", "reporting:denials", "denials"),
+    ("Summary", "summary", "summary"),
+    ("By Product", "by-product", "product"),
+    ("By User", "by-user", "user"),
+    ("Denials", "denials", "denials"),
 ]
+# What a sales rep sees of a customer's reports: the totals, never a person.
+REP_TABS = ("summary", "product")
+REP_EXPORTS = ("summary", "products")
 # Query parameters that belong to one page's table, not to the report's range and filters.
 TABLE_PARAMS = ("sort", "page")
 
@@ -73,6 +79,22 @@ class Report:
     products: dict[str, str]
     people: list[dict] | None
     query: str
+    rep: bool = False
+
+    @property
+    def per_user(self) -> bool:
+        """Whether the report may show people: Premium, and read by the team itself."""
+        return self.team.is_premium and not self.rep
+
+    @property
+    def route(self) -> str:
+        """The prefix of the report pages' URL names for this reader."""
+        return "reporting:customer-" if self.rep else "reporting:"
+
+    def url(self, name: str, *args: object) -> str:
+        """A report page for this reader, with the range and filters."""
+        url = reverse(self.route + name, args=[self.team.slug, *args])
+        return f"{url}?{self.query}" if self.query else url
 
     @property
     def product_label(self) -> str:
@@ -93,11 +115,10 @@ class Report:
         }
 
 
-def _report(request: HttpRequest, access: TeamAccess) -> Report:
-    team = access.team
+def _report(request: HttpRequest, team: Team, *, rep: bool = False) -> Report:
     products = selectors.report_products(team=team)
     people = None
-    if team.is_premium:
+    if team.is_premium and not rep:
         people = _labelled(selectors.report_people(team=team), team)
         if not team.report_names:
             people.sort(key=lambda person: person["user_id"])  # not in the order of their names
@@ -119,20 +140,29 @@ def _report(request: HttpRequest, access: TeamAccess) -> Report:
         form=form,
         period=period,
         product=data.get("product") or None,
-        user_id=data.get("user") if team.is_premium else None,
+        user_id=data.get("user") if people is not None else None,
         products=products,
         people=people,
         query=query.urlencode(),
+        rep=rep,
     )
 
 
 def _context(request: HttpRequest, report: Report, tab: str, **extra) -> dict:
     team = report.team
-    tabs = []
-    for label, name, key in TABS:
-        url = reverse(name, args=[team.slug])
-        tabs.append({"label": label, "url": f"{url}?{report.query}" if report.query else url, "active": key == tab})
-    trail = [(team.name, reverse("accounts:team-home", args=[team.slug])), ("Reporting", None)]
+    tabs = [
+        {"label": label, "url": report.url(name), "active": key == tab}
+        for label, name, key in TABS
+        if not report.rep or key in REP_TABS
+    ]
+    if report.rep:
+        trail = [
+            ("Customers", reverse("billing:customer-list")),
+            (team.name, reverse("billing:customer-detail", args=[team.slug])),
+            ("Usage reports", None),
+        ]
+    else:
+        trail = [(team.name, reverse("accounts:team-home", args=[team.slug])), ("Reporting", None)]
     export_query = request.GET.urlencode()
     return {
         "team": team,
@@ -141,6 +171,7 @@ def _context(request: HttpRequest, report: Report, tab: str, **extra) -> dict:
         "period": report.period,
         "tabs": tabs,
         "tab": tab,
+        "export_route": report.route + "export",
         "as_of": selectors.last_processed_at(team=team),
         "breadcrumbs": trail,
         **extra,
@@ -172,7 +203,16 @@ def _chart(report: Report, rows: list[dict], key: str = "sum_tokens") -> tuple[d
 @team_view(Perm.VIEW_REPORTS)
 @require_safe
 def summary(request: HttpRequest, access: TeamAccess) -> HttpResponse:
-    report = _report(request, access)
+    return _summary(request, _report(request, access.team))
+
+
+@customer_view
+@require_safe
+def customer_summary(request: HttpRequest, team: Team) -> HttpResponse:
+    return _summary(request, _report(request, team, rep=True))
+
+
+def _summary(request: HttpRequest, report: Report) -> HttpResponse:
     totals = selectors.usage_totals(**report.selection())
     previous_period = report.period.previous()
     before = None
@@ -224,9 +264,18 @@ def _with_share(rows: list[dict]) -> list[dict]:
 @team_view(Perm.VIEW_REPORTS)
 @require_safe
 def by_product(request: HttpRequest, access: TeamAccess) -> HttpResponse:
-    report = _report(request, access)
+    return _by_product(request, _report(request, access.team))
+
+
+@customer_view
+@require_safe
+def customer_by_product(request: HttpRequest, team: Team) -> HttpResponse:
+    return _by_product(request, _report(request, team, rep=True))
+
+
+def _by_product(request: HttpRequest, report: Report) -> HttpResponse:
     rows = _with_share(selectors.usage_by_product(**report.selection()))
-    table = ProductReportTable(rows, team_slug=report.team.slug, query=report.query)
+    table = ProductReportTable(rows, url=report.url)
     RequestConfig(request, paginate=False).configure(table)
     top = max((row["tokens"] for row in rows), default=Decimal(0))
     bars = [
@@ -260,7 +309,16 @@ def _sum(rows: list[dict], keys: tuple[str, ...]) -> dict:
 @team_view(Perm.VIEW_REPORTS)
 @require_safe
 def product_detail(request: HttpRequest, access: TeamAccess, product: str) -> HttpResponse:
-    report = _report(request, access)
+    return _product_detail(request, _report(request, access.team), product)
+
+
+@customer_view
+@require_safe
+def customer_product_detail(request: HttpRequest, team: Team, product: str) -> HttpResponse:
+    return _product_detail(request, _report(request, team, rep=True), product)
+
+
+def _product_detail(request: HttpRequest, report: Report, product: str) -> HttpResponse:
     name = report.products.get(product) or selectors.product_names({product}).get(product)
     if name is None:
         raise Http404("No such product.")
@@ -268,7 +326,7 @@ def product_detail(request: HttpRequest, access: TeamAccess, product: str) -> Ht
     totals = selectors.usage_totals(**selection)
     chart, table, size = _chart(report, selectors.tokens_by_day_and_product(**selection))
     users = None
-    if report.team.is_premium:
+    if report.per_user:
         users, _ = _user_table(request, report, selection, paginate={"per_page": PER_PAGE})
     return render(
         request,
@@ -279,6 +337,7 @@ def product_detail(request: HttpRequest, access: TeamAccess, product: str) -> Ht
             "product",
             product=product,
             product_name=name,
+            back_url=report.url("by-product"),
             totals=totals,
             chart=chart,
             day_table=table,
@@ -294,20 +353,18 @@ def _user_table(
 ) -> tuple[UserReportTable, list[dict]]:
     """By User's table (page, product drill-down and export alike) and its rows."""
     rows = _labelled(selectors.usage_by_user(**selection), report.team)
-    table = UserReportTable(rows, team_slug=report.team.slug, query=report.query)
+    table = UserReportTable(rows, url=report.url)
     RequestConfig(request, paginate=paginate).configure(table)
     return table, rows
 
 
 def _denial_day_table(report: Report) -> tuple[DenialDayTable, list[dict]]:
     """Denials by day and product, per user on Premium only (page and export alike), and its rows."""
-    per_user = report.team.is_premium
+    per_user = report.per_user
     days = selectors.denials_by_day(**report.selection(), per_user=per_user)
     if per_user:
         _labelled(days, report.team)
-    table = DenialDayTable(
-        days, team_slug=report.team.slug, query=report.query, prefix="day-", exclude=() if per_user else ("label",)
-    )
+    table = DenialDayTable(days, url=report.url, prefix="day-", exclude=() if per_user else ("label",))
     return table, days
 
 
@@ -326,8 +383,8 @@ def _upsell(request: HttpRequest, report: Report) -> HttpResponse:
 @team_view(Perm.VIEW_REPORTS)
 @require_safe
 def by_user(request: HttpRequest, access: TeamAccess) -> HttpResponse:
-    report = _report(request, access)
-    if not report.team.is_premium:
+    report = _report(request, access.team)
+    if not report.per_user:
         return _upsell(request, report)
     table, rows = _user_table(request, report, report.selection(), paginate={"per_page": PER_PAGE})
     return render(
@@ -356,8 +413,8 @@ def _week_grid(report: Report, user_id: int) -> WeekGridTable:
 @team_view(Perm.VIEW_REPORTS)
 @require_safe
 def user_detail(request: HttpRequest, access: TeamAccess, user_id: int) -> HttpResponse:
-    report = _report(request, access)
-    if not report.team.is_premium:
+    report = _report(request, access.team)
+    if not report.per_user:
         return _upsell(request, report)
     person = next((p for p in report.people if p["user_id"] == user_id), None)
     if person is None:
@@ -371,9 +428,7 @@ def user_detail(request: HttpRequest, access: TeamAccess, user_id: int) -> HttpR
     selection = {**report.selection(), "user_id": user_id}
     grid_table = _week_grid(report, user_id)
     products = _with_share(selectors.usage_by_product(**selection))
-    product_table = ProductReportTable(
-        products, team_slug=report.team.slug, query=report.query, orderable=False, exclude=("users",)
-    )
+    product_table = ProductReportTable(products, url=report.url, orderable=False, exclude=("users",))
     return render(
         request,
         "reporting/user_detail.html",
@@ -393,8 +448,8 @@ def user_detail(request: HttpRequest, access: TeamAccess, user_id: int) -> HttpR
 @team_view(Perm.VIEW_REPORTS)
 @require_safe
 def denials(request: HttpRequest, access: TeamAccess) -> HttpResponse:
-    report = _report(request, access)
-    per_user = report.team.is_premium
+    report = _report(request, access.team)
+    per_user = report.per_user
     day_table, days = _denial_day_table(report)
     RequestConfig(request, paginate={"per_page": PER_PAGE}).configure(day_table)
     reasons = selectors.denials_by_reason(**report.selection())
@@ -435,7 +490,7 @@ def _summary_export(request: HttpRequest, report: Report) -> tuple[ReportTable, 
 
 def _products_export(request: HttpRequest, report: Report) -> tuple[ReportTable, list]:
     rows = _with_share(selectors.usage_by_product(**report.selection()))
-    table = ProductReportTable(rows, team_slug=report.team.slug, query=report.query)
+    table = ProductReportTable(rows, url=report.url)
     RequestConfig(request, paginate=False).configure(table)
     sums = _sum(rows, ("tokens", "cloud_credits", "charges", "denials"))
     users = selectors.usage_totals(**report.selection())["users"] if rows else 0
@@ -444,7 +499,7 @@ def _products_export(request: HttpRequest, report: Report) -> tuple[ReportTable,
 
 
 def _users_export(request: HttpRequest, report: Report) -> tuple[ReportTable, list]:
-    if not report.team.is_premium:
+    if not report.per_user:
         raise PermissionDenied(f"By User is part of the Premium plan; {report.team.name} is on Standard.")
     table, rows = _user_table(request, report, report.selection(), paginate=False)
     return table, ["Total", _sum(rows, ("tokens",))["tokens"], "", "", ""]
@@ -453,12 +508,12 @@ def _users_export(request: HttpRequest, report: Report) -> tuple[ReportTable, li
 def _denials_export(request: HttpRequest, report: Report) -> tuple[ReportTable, list]:
     table, days = _denial_day_table(report)
     RequestConfig(request, paginate=False).configure(table)
-    per_user = report.team.is_premium
+    per_user = report.per_user
     return table, ["Total", "", *([""] if per_user else []), sum(row["denials"] for row in days)]
 
 
 def _weeks_export(request: HttpRequest, report: Report) -> tuple[ReportTable, list]:
-    if not report.team.is_premium:
+    if not report.per_user:
         raise PermissionDenied(f"By User is part of the Premium plan; {report.team.name} is on Standard.")
     if report.user_id is None:
         raise Http404("Choose a person.")
@@ -481,9 +536,18 @@ EXPORTS = {
 @team_view(Perm.VIEW_REPORTS)
 @require_safe
 def export(request: HttpRequest, access: TeamAccess, name: str, fmt: str) -> HttpResponse:
-    if name not in EXPORTS or fmt not in ("csv", "xlsx"):
+    return _export(request, _report(request, access.team), name, fmt)
+
+
+@customer_view
+@require_safe
+def customer_export(request: HttpRequest, team: Team, name: str, fmt: str) -> HttpResponse:
+    return _export(request, _report(request, team, rep=True), name, fmt)
+
+
+def _export(request: HttpRequest, report: Report, name: str, fmt: str) -> HttpResponse:
+    if name not in EXPORTS or fmt not in ("csv", "xlsx") or (report.rep and name not in REP_EXPORTS):
         raise Http404("No such export.")
-    report = _report(request, access)
     sheet, build = EXPORTS[name]
     table, totals = build(request, report)
     totals = [amount_text(cell) if isinstance(cell, Decimal) else cell for cell in totals]

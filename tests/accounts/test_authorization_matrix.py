@@ -90,7 +90,6 @@ NON_TEAM = {"primary_admin": 403, "secondary_admin": 403, "report_viewer": 403, 
 # The sales rep's pages (billing's): the rep of the team's reseller only; a customer's admin
 # (or anybody else who is no sales rep) gets an explaining 403.
 REP = {**NON_TEAM, "sales_rep": 200, "anonymous": 302}
-CUSTOMER_PAGES = ["billing:customer-detail", "billing:customer-purchase", "billing:customer-move"]
 REP_READ_ONLY = [
     "billing:customer-list",
     "billing:customer-export",
@@ -108,6 +107,11 @@ OTHER_PAGES: dict[str, tuple[str, dict[str, int]]] = {
     "billing:orders": ("none", REP),
     "billing:orders-export-csv": ("none", REP),
     "billing:orders-export-xlsx": ("none", REP),
+    # A customer's usage reports for its reseller's reps (reporting's): totals only.
+    "reporting:customer-summary": ("customer", REP),
+    "reporting:customer-by-product": ("customer", REP),
+    "reporting:customer-product-detail": ("customer_product", REP),
+    "reporting:customer-export": ("customer_export", REP),
     "accounts:profile": ("none", dict.fromkeys(ROLES, 200) | {"anonymous": 302}),
     "accounts:password-change": ("none", dict.fromkeys(ROLES, 200) | {"anonymous": 302}),
     "accounts:start": ("none", dict.fromkeys(ROLES, 302)),
@@ -136,6 +140,10 @@ def _args(kind: str, team, personas) -> list:
         return [team.slug, key.pk]
     if kind == "customer":
         return [team.slug]
+    if kind == "customer_product":
+        return [team.slug, "autocad"]
+    if kind == "customer_export":
+        return [team.slug, "products", "xlsx"]
     if kind == "notification":
         [notice] = services.notify(users=[personas.primary_admin], team=team, kind="low_balance", title="Low", body="…")
         return [notice.pk]
@@ -188,12 +196,26 @@ def test_other_page_access(client, personas, url_name, role):
     assert response.status_code == expected[role], f"{url_name} as {role}"
 
 
+CUSTOMER_PAGES = [name for name, (kind, _) in OTHER_PAGES.items() if kind.startswith("customer")]
+
+
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("url_name", CUSTOMER_PAGES)
-def test_sales_rep_cannot_open_a_customer_of_another_reseller(client, personas, role, url_name):
-    response = _client_for(client, personas, role).get(reverse(url_name, args=[personas.other_team.slug]))
+def test_sales_rep_cannot_open_a_customer_of_another_reseller(client, personas, url_name, role):
+    kind, _ = OTHER_PAGES[url_name]
+    response = _client_for(client, personas, role).get(
+        reverse(url_name, args=_args(kind, personas.other_team, personas))
+    )
     expected = {"sales_rep": 404, "anonymous": 302}.get(role, 403)
-    assert response.status_code == expected
+    assert response.status_code == expected, f"{url_name} as {role}"
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("url_name", [n for n in CUSTOMER_PAGES if n.startswith("reporting:")])
+def test_a_customers_reports_refuse_a_post(client, personas, url_name, role):
+    kind, expected = OTHER_PAGES[url_name]
+    response = _client_for(client, personas, role).post(reverse(url_name, args=_args(kind, personas.team, personas)))
+    assert response.status_code == (405 if expected[role] == 200 else expected[role]), f"POST {url_name} as {role}"
 
 
 @pytest.mark.parametrize("role", ROLES)

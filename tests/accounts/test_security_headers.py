@@ -151,7 +151,7 @@ def test_every_page_of_the_authorization_matrix_sends_the_policy(client, persona
     for url_name, kind, team in pages:
         response = client.get(_url(url_name, kind, team, personas))
         assert_strict(response)
-        if response.status_code == 200:
+        if response.status_code == 200 and not response.streaming:  # an export is a file, not a page
             assert inline_markup(response.content.decode()) == [], url_name
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from decimal import Decimal, InvalidOperation
 from importlib import import_module
 from pathlib import Path
 
@@ -17,8 +18,23 @@ from playwright.sync_api import Page, expect
 from billing.models import Rate
 from tests.browser.conftest import login, screenshot
 from tests.reporting.conftest import charge_known_events
+from tests.reporting.test_exports import read_xlsx_file
 
 PHONE = {"width": 390, "height": 844}
+
+
+def _values(rows: list[list[str]]) -> list[list[object]]:
+    """Cells compared as values: "27.00" in a CSV is the number 27 in a sheet."""
+    out = []
+    for row in rows:
+        cells = []
+        for cell in row:
+            try:
+                cells.append(Decimal(cell))
+            except InvalidOperation:
+                cells.append(cell)
+        out.append(cells)
+    return out
 
 
 @pytest.fixture
@@ -56,7 +72,27 @@ def test_report_viewer_switches_range_drills_down_and_meets_the_upsell(page: Pag
     with page.expect_download() as download:
         page.get_by_role("link", name="Excel").click()
     assert download.value.suggested_filename == "own-team_products_all-dates.xlsx"
-    assert Path(download.value.path()).read_bytes()[:2] == b"PK"
+    sheet = read_xlsx_file(Path(download.value.path()).read_bytes())
+    # The same cells as the CSV (the sheet holds numbers as numbers): header, the rows in the
+    # page's order, the totals row.
+    assert _values(sheet) == _values(rows)
+    assert sheet[-1][:2] == ["Total", "27"]
+
+    # Sorting by a column flips the order; the export follows what the page shows.
+    table = page.locator("table.table-billing")
+    table.get_by_role("link", name="Tokens", exact=True).click()
+    expect(page).to_have_url(re.compile(r"sort=tokens"))
+    expect(table.locator("tbody tr").first).to_contain_text("AutoCAD")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="CSV").click()
+    rows = list(csv.reader(io.StringIO(Path(download.value.path()).read_text(encoding="utf-8-sig"))))
+    shown = table.locator("tbody tr td:first-child").all_inner_texts()
+    assert shown[0] == "AutoCAD" and sorted(shown) == ["AutoCAD", "CFD cloud simulation", "Revit"]
+    assert [r[0] for r in rows] == ["Product", *shown, "Total"]
+    screenshot(page, "reports-by-product-sorted-1280.png")
+    table.get_by_role("link", name="Tokens", exact=True).click()
+    expect(page).to_have_url(re.compile(r"sort=-tokens"))
+    expect(table.locator("tbody tr").first).to_contain_text("CFD cloud simulation")
 
     page.get_by_role("table").get_by_role("link", name="Revit").click()
     expect(page.get_by_role("heading", name="Revit", exact=True)).to_be_visible()
@@ -81,6 +117,16 @@ def test_report_viewer_switches_range_drills_down_and_meets_the_upsell(page: Pag
     expect(page.locator(".report-figure[data-figure='tokens'] .big")).to_have_text("27")
     screenshot(page, "reports-summary-390.png")
 
+    # The product filter narrows every figure and rides along to the other tabs.
+    page.get_by_label("Product", exact=True).select_option("revit")
+    page.get_by_role("button", name="Apply").click()
+    expect(page).to_have_url(re.compile(r"product=revit"))
+    expect(page.locator(".report-figure[data-figure='tokens'] .big")).to_have_text("10")
+    page.get_by_role("navigation", name="Reports").get_by_role("link", name="By Product").click()
+    expect(page.locator("table.table-billing tbody tr")).to_have_count(1)
+    expect(page.locator("table.table-billing tbody tr").first).to_contain_text("Revit")
+    screenshot(page, "reports-by-product-filtered-390.png")
+
 
 def test_premium_admin_opens_a_persons_days_used_grid(page: Page, live_server, personas, rate_sheet):
     charge_known_events(personas, premium=True)
@@ -103,3 +149,27 @@ def test_premium_admin_opens_a_persons_days_used_grid(page: Page, live_server, p
     page.reload()
     expect(page.get_by_role("heading", name="Days used per week")).to_be_visible()
     screenshot(page, "reports-user-drill-down-390.png")
+
+
+def test_sales_rep_reads_a_customers_totals_without_a_person(page: Page, live_server, personas, rate_sheet):
+    charge_known_events(personas, premium=True)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    login(page, live_server, personas.sales_rep.email, personas.password)
+    page.goto(f"{live_server.url}/customers/{personas.team.slug}/")
+    page.get_by_role("link", name="Usage reports").click()
+    expect(page.get_by_role("heading", name="Flex token usage")).to_be_visible()
+    tabs = page.get_by_role("navigation", name="Reports").get_by_role("link")
+    expect(tabs).to_have_text(["Summary", "By Product"])
+    page.get_by_label("Range", exact=True).select_option("all")
+    page.get_by_role("button", name="Apply").click()
+    expect(page.locator(".report-figure[data-figure='tokens'] .big")).to_have_text("27")
+    screenshot(page, "reports-rep-summary-1280.png")
+    tabs.get_by_text("By Product").click()
+    expect(page).to_have_url(re.compile(r"/customers/own-team/reports/products/\?range=all"))
+    page.get_by_role("table").get_by_role("link", name="AutoCAD").click()
+    expect(page.get_by_role("heading", name="AutoCAD", exact=True)).to_be_visible()
+    expect(page.get_by_text("shown to the team's admins only")).to_be_visible()
+    body = page.content()
+    for person in (personas.member, personas.report_viewer, personas.secondary_admin):
+        assert person.email not in body and person.last_name not in body
+    screenshot(page, "reports-rep-product-1280.png")

@@ -30,7 +30,12 @@ def read_csv(response) -> list[list[str]]:
 
 def read_xlsx(response) -> list[list[str]]:
     """The first sheet's cells as text (inline or shared strings, and numbers)."""
-    book = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
+    return read_xlsx_file(b"".join(response.streaming_content))
+
+
+def read_xlsx_file(content: bytes) -> list[list[str]]:
+    """An XLSX file's first sheet as rows of text."""
+    book = zipfile.ZipFile(io.BytesIO(content))
     shared = []
     if "xl/sharedStrings.xml" in book.namelist():
         root = ElementTree.fromstring(book.read("xl/sharedStrings.xml"))
