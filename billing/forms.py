@@ -9,6 +9,7 @@ from django.utils.formats import date_format
 
 from accounts.forms import MemberImportForm as PeopleImportForm
 from accounts.models import Team
+from billing import planner
 from billing.flex_selectors import FlexProduct
 from billing.models import TokenPack
 from billing.services.packs import MAX_PACK_TOKENS
@@ -185,3 +186,34 @@ class MoveForm(forms.Form):
         self.fields["to_team"].error_messages["invalid_choice"] = (
             f"Choose another customer of {reseller_name}: a pack moves only between teams of the same reseller."
         )
+
+
+def _whole_number(label: str, low: int, high: int, help_text: str) -> forms.IntegerField:
+    """An optional whole number from ``low`` to ``high`` in a short box."""
+    return forms.IntegerField(
+        label=label,
+        required=False,
+        min_value=low,
+        max_value=high,
+        help_text=help_text,
+        widget=forms.NumberInput(attrs={"min": low, "max": high, "inputmode": "numeric", "class": "input-short"}),
+    )
+
+
+class PlanOptionsForm(forms.Form):
+    """The purchase planner's what-ifs (``billing.planner.plan_purchases``'s own options),
+    a GET form: each left empty keeps the planner's default."""
+
+    lead_days = _whole_number(
+        "Buy ahead (days)", 0, 90, f"Days before the balance would run out; {planner.LEAD_DAYS} unless changed."
+    )
+    step = _whole_number(
+        "Round to (tokens)", 1, 100_000, f"Packs are multiples of this; {planner.STEP} unless changed."
+    )
+    min_pack = _whole_number("Smallest pack (tokens)", 1, 1_000_000, f"{planner.MIN_PACK} unless changed.")
+
+    def options(self) -> dict:
+        """The valid options given (none when the form is unbound or invalid)."""
+        if not self.is_bound or not self.is_valid():
+            return {}
+        return {name: value for name, value in self.cleaned_data.items() if value is not None}

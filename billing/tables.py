@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
+from urllib.parse import urlencode
 
 import django_tables2 as tables
 from django.urls import reverse
@@ -537,3 +538,70 @@ class OrderTable(tables.Table):
 
     def value_actor(self, record: LedgerEntry) -> str:
         return self.render_actor(record)
+
+
+# --- Sales reps: the purchase planner -------------------------------------------------------------
+
+
+def _long_day(value: date) -> str:
+    return date_format(value, "M j, Y")
+
+
+class ProposalTable(tables.Table):
+    """The planner's proposals (``billing.planner.Proposal``), each with a link that opens
+    Record a purchase pre-filled with its tokens."""
+
+    buy_on = tables.Column(verbose_name="Buy on")
+    tokens = TokensColumn(verbose_name="Tokens")
+    expires_on = tables.Column(verbose_name="Expires")
+    why = tables.Column(verbose_name="Why", attrs={"td": {"class": "col-why"}})
+    record = tables.Column(verbose_name="", empty_values=(), attrs={"td": {"class": "col-action"}})
+
+    class Meta:
+        attrs = {"class": "table table-billing table-proposals"}
+        orderable = False
+        empty_text = "Nothing to buy."
+
+    def __init__(self, *args, team, today, **kwargs) -> None:
+        self.team, self.today = team, today
+        super().__init__(*args, **kwargs)
+
+    def render_buy_on(self, value) -> str:
+        if value <= self.today:
+            return format_html('{} <span class="badge badge-warn">{}</span>', _long_day(value), "now")
+        return _long_day(value)
+
+    def render_expires_on(self, value) -> str:
+        return _long_day(value)
+
+    def render_record(self, record) -> str:
+        query = urlencode(
+            {"tokens": record.tokens, "note": f"Proposed by the purchase planner on {_long_day(self.today)}."}
+        )
+        url = reverse("billing:customer-purchase", args=[self.team.slug]) + f"?{query}"
+        label = "Record this purchase" if record.buy_on <= self.today else "Pre-fill this purchase"
+        return format_html(
+            '<a class="button button-small{}" href="{}">{}<span class="visually-hidden"> of {} tokens</span></a>',
+            " button-primary" if record.buy_on <= self.today else "",
+            url,
+            label,
+            f"{record.tokens:,}",
+        )
+
+
+class ProjectionTable(tables.Table):
+    """The projection's numbers (the chart's): the balance at the end of each day shown,
+    without and with the plan (rows of ``billing.plan_chart.projection_rows``)."""
+
+    day = tables.Column(verbose_name="Day")
+    without = TokensColumn(verbose_name="Without the plan")
+    with_plan = TokensColumn(verbose_name="With the plan")
+    event = tables.Column(verbose_name="What happens", default="")
+
+    class Meta:
+        attrs = {"class": "table table-compact table-billing table-projection"}
+        orderable = False
+        empty_text = "Nothing to project."
+
+    def render_day(self, value) -> str:
+        return _long_day(value)

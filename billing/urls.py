@@ -7,7 +7,7 @@ billing merge without touching each other's lines.
 
 from django.urls import path
 
-from billing.views import customers, tokens, users
+from billing.views import customers, planner, tokens, users
 
 app_name = "billing"
 
@@ -41,6 +41,7 @@ sales_reps = [
     path("customers/<slug:team>/", customers.customer_detail, name="customer-detail"),
     path("customers/<slug:team>/purchase/", customers.customer_purchase, name="customer-purchase"),
     path("customers/<slug:team>/move/", customers.customer_move, name="customer-move"),
+    path("customers/<slug:team>/plan/", planner.customer_plan, name="customer-plan"),
     path("orders/", customers.orders, name="orders"),
     path("orders/export.csv", customers.orders_export, {"fmt": "csv"}, name="orders-export-csv"),
     path("orders/export.xlsx", customers.orders_export, {"fmt": "xlsx"}, name="orders-export-xlsx"),

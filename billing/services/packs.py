@@ -110,19 +110,63 @@ def _check_purchase(
         raise ValidationError(errors)
 
 
-def _same_order(
-    existing: TokenPack,
+@dataclass(frozen=True)
+class _Order:
+    """A purchase's data, normalised and checked (``_order``)."""
+
+    reference: str
+    tokens: int
+    purchased_at: datetime
+    time_given: bool  # a retry that leaves the time to "now" gets a later now: not other data
+    price: Decimal | None
+    currency: str
+    note: str
+
+
+def _order(
     *,
     team: Team,
+    reference: str,
     tokens: int,
-    purchased_at: datetime,
-    time_given: bool,
+    purchased_at: datetime | None,
     price: Decimal | None,
     currency: str,
     note: str,
-) -> None:
-    """Returns when ``existing`` is this order again; raises ``Conflict`` naming the pack
-    when the reference was recorded with other data (idempotent on the reference)."""
+    now: datetime,
+) -> _Order:
+    """The purchase's data, stripped, with "now" for a missing time, checked
+    (``_check_purchase``): the one entry of ``record_purchase`` and ``preview_purchase``."""
+    order = _Order(
+        reference=(reference or "").strip(),
+        tokens=tokens,
+        purchased_at=purchased_at or now,
+        time_given=purchased_at is not None,
+        price=price,
+        currency=currency or "",
+        note=(note or "").strip(),
+    )
+    _check_purchase(
+        team=team,
+        reference=order.reference,
+        tokens=order.tokens,
+        purchased_at=order.purchased_at,
+        price=order.price,
+        currency=order.currency,
+        note=order.note,
+        now=now,
+    )
+    return order
+
+
+def _recorded(team: Team, order: _Order) -> TokenPack | None:
+    """The pack already recorded with the order's reference (references are unique per
+    reseller), when it is this order again; ``Conflict`` naming the pack when it was
+    recorded with other data (idempotent on the reference). None for a new order."""
+    existing = (
+        TokenPack.objects.select_related("team").filter(reseller_id=team.reseller_id, reference=order.reference).first()
+    )
+    if existing is None:
+        return None
     if existing.team_id != team.pk:
         raise Conflict(
             {
@@ -136,11 +180,11 @@ def _same_order(
             }
         )
     same = (
-        existing.tokens == tokens
-        and (not time_given or existing.purchased_at == purchased_at)
-        and (price is None or existing.price == price)
-        and (not currency or existing.currency == currency.upper())
-        and (not note or existing.note == note)
+        existing.tokens == order.tokens
+        and (not order.time_given or existing.purchased_at == order.purchased_at)
+        and (order.price is None or existing.price == order.price)
+        and (not order.currency or existing.currency == order.currency.upper())
+        and (not order.note or existing.note == order.note)
     )
     if not same:
         price_text = f", {existing.price} {existing.currency}".rstrip() if existing.price is not None else ""
@@ -154,6 +198,7 @@ def _same_order(
                 )
             }
         )
+    return existing
 
 
 def preview_purchase(
@@ -170,11 +215,7 @@ def preview_purchase(
     """What ``record_purchase`` would do with these data, writing nothing: the same checks
     (``ValidationError``; ``Conflict`` for a reference recorded with other data), the
     expiry the pack would get, and the pack already recorded when it is the same order."""
-    now = _now(now)
-    time_given = purchased_at is not None
-    purchased_at = purchased_at or now
-    reference, note = (reference or "").strip(), (note or "").strip()
-    _check_purchase(
+    order = _order(
         team=team,
         reference=reference,
         tokens=tokens,
@@ -182,32 +223,18 @@ def preview_purchase(
         price=price,
         currency=currency,
         note=note,
-        now=now,
+        now=_now(now),
     )
-    existing = (
-        TokenPack.objects.select_related("team").filter(reseller_id=team.reseller_id, reference=reference).first()
-    )
-    if existing is not None:
-        _same_order(
-            existing,
-            team=team,
-            tokens=tokens,
-            purchased_at=purchased_at,
-            time_given=time_given,
-            price=price,
-            currency=currency,
-            note=note,
-        )
     return PurchasePreview(
         team=team,
-        reference=reference,
-        tokens=tokens,
-        purchased_at=purchased_at,
-        expires_at=_pack_expiry(purchased_at),
-        price=price,
-        currency=currency.upper(),
-        note=note,
-        existing=existing,
+        reference=order.reference,
+        tokens=order.tokens,
+        purchased_at=order.purchased_at,
+        expires_at=_pack_expiry(order.purchased_at),
+        price=order.price,
+        currency=order.currency.upper(),
+        note=order.note,
+        existing=_recorded(team, order),
     )
 
 
@@ -233,11 +260,7 @@ def record_purchase(
     notice and an e-mail (``notify_admins``; the demo's history leaves them out).
     """
     now = _now(now)
-    # A retry that leaves the purchase time to "now" gets a later now: not other data.
-    time_given = purchased_at is not None
-    purchased_at = purchased_at or now
-    reference, note = (reference or "").strip(), (note or "").strip()
-    _check_purchase(
+    order = _order(
         team=team,
         reference=reference,
         tokens=tokens,
@@ -248,20 +271,8 @@ def record_purchase(
         now=now,
     )
     team = lock_team(team)
-    existing = (
-        TokenPack.objects.select_related("team").filter(reseller_id=team.reseller_id, reference=reference).first()
-    )
+    existing = _recorded(team, order)
     if existing is not None:
-        _same_order(
-            existing,
-            team=team,
-            tokens=tokens,
-            purchased_at=purchased_at,
-            time_given=time_given,
-            price=price,
-            currency=currency,
-            note=note,
-        )
         return existing, False
     try:
         # The team lock does not cover a sister team recording the same reference at the
@@ -270,24 +281,26 @@ def record_purchase(
             pack = TokenPack.objects.create(
                 team=team,
                 reseller_id=team.reseller_id,
-                reference=reference,
-                tokens=tokens,
-                remaining=Decimal(tokens),
-                price=price,
-                currency=currency.upper(),
-                note=note,
-                purchased_at=purchased_at,
-                expires_at=_pack_expiry(purchased_at),
+                reference=order.reference,
+                tokens=order.tokens,
+                remaining=Decimal(order.tokens),
+                price=order.price,
+                currency=order.currency.upper(),
+                note=order.note,
+                purchased_at=order.purchased_at,
+                expires_at=_pack_expiry(order.purchased_at),
                 recorded_by=actor,
             )
     except IntegrityError:
         raise Conflict(
-            {"reference": f"The order reference “{reference}” was just recorded for another team."}
+            {"reference": f"The order reference “{order.reference}” was just recorded for another team."}
         ) from None
-    ledger_entry(kind=EntryKind.PURCHASE, amount=Decimal(tokens), account=pack, at=purchased_at, actor=actor).save()
-    details = {"reference": reference, "tokens": tokens, "purchased_at": purchased_at.isoformat()}
-    if note:
-        details["note"] = note
+    ledger_entry(
+        kind=EntryKind.PURCHASE, amount=Decimal(order.tokens), account=pack, at=order.purchased_at, actor=actor
+    ).save()
+    details = {"reference": order.reference, "tokens": order.tokens, "purchased_at": order.purchased_at.isoformat()}
+    if order.note:
+        details["note"] = order.note
     write_audit_event(
         action="pack.recorded", actor=actor, team=team, reseller=team.reseller, target=pack, details=details
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse, QueryDict
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -25,11 +25,11 @@ from accounts.access import customer_teams, customer_view, rep_view
 from accounts.forms import add_service_errors
 from accounts.models import Team
 from billing import customer_selectors, selectors, services
-from billing.alerts import low_balance_check
 from billing.filters import CustomerFilter, OrderFilter
 from billing.forms import MoveForm, PurchaseForm
 from billing.models import TokenPack
 from billing.tables import CustomerTable, OrderTable, PackTable, TokenEventTable
+from billing.views.tokens import balance_cards, query_without
 from core import exports
 from core.exceptions import Conflict
 from core.money import tokens_text
@@ -53,13 +53,6 @@ def _pack_url(pack: TokenPack) -> str:
 
 def _day(moment, team: Team) -> str:
     return date_format(timezone.localtime(moment, team.tz), "M j, Y")
-
-
-def _without(query: QueryDict, *names: str) -> str:
-    rest = query.copy()
-    for name in names:
-        rest.pop(name, None)
-    return rest.urlencode()
 
 
 # --- Customers ------------------------------------------------------------------------------------
@@ -86,7 +79,7 @@ def customer_list(request: HttpRequest) -> HttpResponse:
             "filter": customer_filter,
             "table": table,
             "resellers": request.rep_resellers,
-            "export_query": _without(request.GET, "page"),
+            "export_query": query_without(request.GET, "page"),
             "expiring_soon_days": selectors.EXPIRING_SOON_DAYS,
             "as_of": timezone.now(),
         },
@@ -127,12 +120,7 @@ def customer_detail(request: HttpRequest, team: Team) -> HttpResponse:
         {
             "team": team,
             "for_rep": True,
-            "balance": balance["tokens"],
-            "credits": balance["cloud_credits"],
-            "credits_expired": balance["cloud_credits"]["expires_at"] <= now,
-            "low": low_balance_check(team=team, tokens=balance["tokens"]),
-            "next_expiry": selectors.next_expiry(balance=balance),
-            "forecast": selectors.run_out_forecast(team=team, now=now),
+            **balance_cards(team=team, balance=balance, now=now),
             "packs": packs,
             "events": events,
             "orders": orders,
@@ -208,7 +196,7 @@ def customer_purchase(request: HttpRequest, team: Team) -> HttpResponse:
                 context["preview"] = preview
                 context["already"] = _already_recorded(preview.existing) if preview.existing else None
                 context["confirm_fields"] = [(name, request.GET.get(name, "")) for name in PurchaseForm.base_fields]
-                context["change_query"] = _without(request.GET, "review")
+                context["change_query"] = query_without(request.GET, "review")
     context["form"] = form
     context["conflict_url"] = _pack_url(conflict) if conflict else None
     context["conflict_pack"] = conflict
@@ -251,7 +239,7 @@ def customer_move(request: HttpRequest, team: Team) -> HttpResponse:
         form = MoveForm(request.GET if reviewing else None, initial={"pack": request.GET.get("pack")}, **form_kwargs)
         if reviewing and form.is_valid():
             context["move"] = form.cleaned_data
-            context["change_query"] = _without(request.GET, "review")
+            context["change_query"] = query_without(request.GET, "review")
     context["form"] = form
     context["has_packs"] = form.fields["pack"].queryset.exists()
     context["has_teams"] = form.fields["to_team"].queryset.exists()
@@ -284,7 +272,7 @@ def orders(request: HttpRequest) -> HttpResponse:
         {
             "filter": order_filter,
             "table": table,
-            "export_query": _without(request.GET, "page"),
+            "export_query": query_without(request.GET, "page"),
             "breadcrumbs": [("Orders", None)],
         },
     )

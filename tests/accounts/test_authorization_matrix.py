@@ -10,7 +10,7 @@ import html
 from datetime import timedelta
 
 import pytest
-from django.urls import reverse
+from django.urls import get_resolver, reverse
 from django.utils import timezone
 
 from accounts import services
@@ -94,6 +94,7 @@ REP_READ_ONLY = [
     "billing:customer-list",
     "billing:customer-export",
     "billing:customer-detail",
+    "billing:customer-plan",
     "billing:orders",
     "billing:orders-export-csv",
     "billing:orders-export-xlsx",
@@ -104,6 +105,7 @@ OTHER_PAGES: dict[str, tuple[str, dict[str, int]]] = {
     "billing:customer-detail": ("customer", REP),
     "billing:customer-purchase": ("customer", REP),
     "billing:customer-move": ("customer", REP),
+    "billing:customer-plan": ("customer", REP),
     "billing:orders": ("none", REP),
     "billing:orders-export-csv": ("none", REP),
     "billing:orders-export-xlsx": ("none", REP),
@@ -450,3 +452,24 @@ def test_report_exports_follow_the_report_pages(client, personas, report, fmt, r
     assert response.status_code == expected, f"{report}.{fmt} as {role} on {target}"
     if expected == 200:
         assert response["Content-Disposition"].startswith("attachment;")
+
+
+# Pages covered elsewhere: the report exports and the POST-only member actions (the tests
+# above), and the page after a password change (no data: tests/accounts/test_views.py).
+COVERED_ELSEWHERE = {
+    "reporting:export",
+    "accounts:member-resend",
+    "accounts:member-role",
+    "accounts:password-change-done",
+}
+
+
+def test_every_portal_page_is_in_the_matrix():
+    """A new page of billing, reporting or accounts gets a row here, or is named above."""
+    names = set()
+    for namespace in ("accounts", "billing", "reporting"):
+        resolver = get_resolver().namespace_dict[namespace][1]
+        names |= {f"{namespace}:{name}" for name in resolver.reverse_dict if isinstance(name, str)}
+    missing = names - set(TEAM_PAGES) - set(OTHER_PAGES) - COVERED_ELSEWHERE
+    assert names >= COVERED_ELSEWHERE
+    assert not missing, f"pages missing from the authorization matrix: {sorted(missing)}"

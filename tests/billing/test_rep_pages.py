@@ -292,6 +292,28 @@ def test_bad_input_gets_a_clear_message_and_writes_nothing(rep, customers, chang
     assert (TokenPack.objects.count(), LedgerEntry.objects.count(), AuditEvent.objects.count()) == before
 
 
+def test_a_purchase_for_another_resellers_team_is_not_found_and_writes_nothing(rep, customers):
+    before = (TokenPack.objects.count(), LedgerEntry.objects.count(), AuditEvent.objects.count())
+    for response in (
+        rep.get(reverse("billing:customer-purchase", args=["other-team"]), {**FORM, "review": "1"}),
+        rep.post(reverse("billing:customer-purchase", args=["other-team"]), FORM),
+    ):
+        assert response.status_code == 404
+    assert (TokenPack.objects.count(), LedgerEntry.objects.count(), AuditEvent.objects.count()) == before
+
+
+def test_another_resellers_reference_is_this_resellers_own_order_and_reveals_nothing(rep, customers):
+    """References are unique per reseller (domain.md "Token pack"): PO-OTHER, recorded by
+    another reseller, is a different order here. Refusing it would tell the rep that another
+    reseller has such an order, so it is recorded, and nothing of the other pack shows."""
+    review = text(rep.get(PURCHASE, {**FORM, "reference": "PO-OTHER", "review": "1"}))
+    assert "Check the purchase" in review and "Other Team" not in review
+    response = rep.post(PURCHASE, {**FORM, "reference": "PO-OTHER"})
+    assert response.status_code == 302
+    assert TokenPack.objects.filter(reference="PO-OTHER").count() == 2
+    assert TokenPack.objects.get(reference="PO-OTHER", team=customers["team"]).tokens == 2500
+
+
 def test_a_purchase_after_the_contract_ended_is_refused_with_the_reason(rep, customers):
     ended = TeamFactory(
         name="Ended Ltd", slug="ended", reseller=customers["team"].reseller, contract_end=date(2025, 12, 31)
@@ -454,3 +476,82 @@ def test_the_low_balance_flag_follows_the_teams_own_threshold(rep, customers, pe
         low_balance_recipients=[],
     )
     assert customer_names(rep.get(f"{CUSTOMERS}?low=on")) == ["Quiet Co"]
+
+
+# --- The purchase planner -------------------------------------------------------------------------
+
+
+def plan_url(slug: str) -> str:
+    return reverse("billing:customer-plan", args=[slug])
+
+
+def test_the_planner_proposes_a_purchase_with_its_chart_table_and_a_prefilled_form(rep, customers):
+    # Sister Works: 30 tokens left, 970 used in the last 90 days (10.78 a day), contract to Jul 15.
+    response = rep.get(plan_url("sister-works"))
+    assert response.status_code == 200
+    plan = response.context["plan"]
+    assert plan.daily_burn == Decimal("10.78")
+    assert plan.runs_out_on == date(2026, 6, 3)  # 30 tokens: Jun 1 and 2 paid, Jun 3 not
+    [proposal] = plan.proposals
+    assert proposal.buy_on == date(2026, 6, 1)  # a week ahead would be before today
+    # Jun 1 to Jul 15 is 45 days x 10.78 = 485.10, minus the 30 held: 455.10, rounded up.
+    assert proposal.tokens == 500
+    page = text(response)
+    assert "Buy 500 tokens in 1 purchase" in page
+    assert "Usage goes on at 10.78 tokens a day" in page  # the assumptions in words
+    content = response.content.decode()
+    assert 'class="line-without"' in content and 'class="line-with"' in content
+    # The chart's numbers are in the table: a row per point.
+    assert len(response.context["projection"].rows) == len(plan.points)
+    assert "Runs out without the plan" in page
+    # The button opens Record a purchase with the tokens filled in.
+    link = re.search(r'href="([^"]*/customers/sister-works/purchase/\?[^"]*)"', content).group(1)
+    form = rep.get(html.unescape(link))
+    assert 'name="tokens" value="500"' in form.content.decode()
+    assert "Proposed by the purchase planner on Jun 1, 2026." in text(form)
+    assert not TokenPack.objects.filter(team=customers["sister"], tokens=500).exists()  # nothing written
+
+
+def test_the_planner_is_honest_without_usage_and_about_packs_expiring_unused(rep, customers):
+    response = rep.get(plan_url("own-team"))
+    plan = response.context["plan"]
+    assert plan.proposals == []
+    page = text(response)
+    assert "No usage in the last 90 days: there is no burn to project, so nothing is proposed." in page
+    # PO-SOON's 3,000 tokens expire in 65 days whatever is bought (and PO-NEW's, with no usage).
+    assert (
+        "Pack PO-SOON will expire on 5 August 2026 with 3,000 tokens unused whatever is bought: "
+        "without usage nothing is spent, and new packs pay after it."
+    ) in page
+    assert "3,000 tokens of pack PO-SOON expire unused" in page  # the projection's row of that day
+
+
+def test_the_planner_warns_when_the_contract_ends_soon(rep, customers):
+    ending = TeamFactory(
+        name="Ending Ltd", slug="ending-ltd", reseller=customers["team"].reseller, contract_end=date(2026, 6, 20)
+    )
+    page = text(rep.get(plan_url(ending.slug)))
+    assert "The contract ends on 20 June 2026, 20 days from today" in page
+
+
+@pytest.mark.parametrize(
+    "query,message",
+    [
+        ("lead_days=abc", "Enter a whole number."),
+        ("lead_days=91", "Ensure this value is less than or equal to 90."),
+        ("step=0", "Ensure this value is greater than or equal to 1."),
+        ("min_pack=-5&step=1.5", "Ensure this value is greater than or equal to 1."),
+    ],
+)
+def test_bad_planner_options_are_explained_and_the_defaults_used(rep, customers, query, message):
+    response = rep.get(plan_url("sister-works") + "?" + query)
+    assert response.status_code == 200
+    assert f"{message} The default is used." in text(response)
+    assert response.context["plan"].proposals[0].tokens == 500
+
+
+def test_planner_options_change_the_plan(rep, customers):
+    plan = rep.get(plan_url("sister-works") + "?step=50&min_pack=50").context["plan"]
+    assert [p.tokens for p in plan.proposals] == [500]  # 455.10 rounded up to 50s
+    plan = rep.get(plan_url("sister-works") + "?step=10&min_pack=10").context["plan"]
+    assert [p.tokens for p in plan.proposals] == [460]
