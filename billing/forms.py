@@ -188,15 +188,17 @@ class MoveForm(forms.Form):
         )
 
 
-def _whole_number(label: str, low: int, high: int, help_text: str) -> forms.IntegerField:
-    """An optional whole number from ``low`` to ``high`` in a short box."""
+def _whole_number(label: str, low: int, high: int, default: int, help_text: str) -> forms.IntegerField:
+    """An optional whole number from ``low`` to ``high`` in a short box showing its default."""
     return forms.IntegerField(
         label=label,
         required=False,
         min_value=low,
         max_value=high,
         help_text=help_text,
-        widget=forms.NumberInput(attrs={"min": low, "max": high, "inputmode": "numeric", "class": "input-short"}),
+        widget=forms.NumberInput(
+            attrs={"min": low, "max": high, "inputmode": "numeric", "class": "input-short", "placeholder": default}
+        ),
     )
 
 
@@ -205,12 +207,18 @@ class PlanOptionsForm(forms.Form):
     a GET form: each left empty keeps the planner's default."""
 
     lead_days = _whole_number(
-        "Buy ahead (days)", 0, 90, f"Days before the balance would run out; {planner.LEAD_DAYS} unless changed."
+        "Buy ahead (days)",
+        0,
+        90,
+        planner.LEAD_DAYS,
+        f"Days before the balance would run out; {planner.LEAD_DAYS} unless changed.",
     )
     step = _whole_number(
-        "Round to (tokens)", 1, 100_000, f"Packs are multiples of this; {planner.STEP} unless changed."
+        "Round to (tokens)", 1, 100_000, planner.STEP, f"Packs are multiples of this; {planner.STEP} unless changed."
     )
-    min_pack = _whole_number("Smallest pack (tokens)", 1, 1_000_000, f"{planner.MIN_PACK} unless changed.")
+    min_pack = _whole_number(
+        "Smallest pack (tokens)", 1, 1_000_000, planner.MIN_PACK, f"{planner.MIN_PACK} unless changed."
+    )
 
     def options(self) -> dict:
         """The valid options given (none when the form is unbound or invalid)."""

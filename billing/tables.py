@@ -551,10 +551,13 @@ class ProposalTable(tables.Table):
     """The planner's proposals (``billing.planner.Proposal``), each with a link that opens
     Record a purchase pre-filled with its tokens."""
 
-    buy_on = tables.Column(verbose_name="Buy on")
-    tokens = TokensColumn(verbose_name="Tokens")
-    expires_on = tables.Column(verbose_name="Expires")
-    why = tables.Column(verbose_name="Why", attrs={"td": {"class": "col-why"}})
+    # Each cell names its column (``data-label``): on a phone the rows stack as cards.
+    buy_on = tables.Column(verbose_name="Buy on", attrs={"td": {"data-label": "Buy on"}})
+    tokens = TokensColumn(
+        verbose_name="Tokens", attrs={"th": {"class": "num"}, "td": {"class": "num", "data-label": "Tokens"}}
+    )
+    expires_on = tables.Column(verbose_name="Expires", attrs={"td": {"data-label": "Expires"}})
+    why = tables.Column(verbose_name="Why", attrs={"td": {"class": "col-why", "data-label": "Why"}})
     record = tables.Column(verbose_name="", empty_values=(), attrs={"td": {"class": "col-action"}})
 
     class Meta:
