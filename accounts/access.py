@@ -181,6 +181,22 @@ def customer_for_rep(user: User, slug: str) -> Team:
     return team
 
 
+def customer_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Decorate ``view(request, team, ...)``, a sales rep's page about one customer, reached
+    by a URL with ``<slug:team>``: a person who is no sales rep gets ``rep_view``'s explaining
+    403, a team the rep's resellers don't serve a 404 (its existence is not revealed). Times
+    on the page are the customer's (its time zone is activated)."""
+
+    @rep_view
+    @wraps(view)
+    def wrapped(request: HttpRequest, team: str, *args: Any, **kwargs: Any) -> HttpResponse:
+        customer = customer_for_rep(request.user, team)
+        with timezone.override(customer.tz):
+            return view(request, customer, *args, **kwargs)
+
+    return wrapped
+
+
 def navigation(request: HttpRequest, access: TeamAccess | None = None) -> list[NavEntry]:
     """The left navigation: each role sees only what it may use."""
     entries: list[NavEntry] = []
@@ -246,15 +262,11 @@ def navigation(request: HttpRequest, access: TeamAccess | None = None) -> list[N
             if access.can(perm):
                 entries.append(NavEntry(label, reverse(name, args=[slug]), icon, url_name in names))
     if getattr(request, "rep_resellers", None) or rep_resellers(request.user):
-        entries.append(
-            NavEntry(
-                "Customers",
-                reverse("accounts:customer-list"),
-                "customers",
-                # A customer's pages, its usage reports (reporting's, by URL name) included.
-                url_name.startswith(("accounts:customer", "reporting:customer")),
-            )
-        )
+        # The sales rep's pages are billing's (Customers, a customer, purchases, moves,
+        # Orders) and reporting's (a customer's usage reports): named by URL name only.
+        customer_pages = url_name.startswith(("billing:customer", "reporting:customer"))
+        entries.append(NavEntry("Customers", reverse("billing:customer-list"), "customers", customer_pages))
+        entries.append(NavEntry("Orders", reverse("billing:orders"), "billing", url_name.startswith("billing:order")))
     return entries
 
 

@@ -49,4 +49,37 @@ TEAMS = [
     },
 ]
 
+# Two more customers of Alder (Acme's reseller), so that its rep has a team to move a pack
+# to, and customers in every state: Initech runs low, Northwind is healthy, Acme has tokens
+# expiring within 90 days. Their history is short (billing/demo.py), so seeding stays fast.
+TEAMS += [
+    {
+        "slug": "initech-architects",
+        "name": "Initech Architects",
+        "plan": "standard",
+        "time_zone": "America/New_York",
+        "contract_start": date(2025, 1, 1),
+        "contract_end": date(2028, 6, 30),
+        "reseller": "alder",
+        "members": [
+            ("nina.park@initech.example", "Nina", "Park", "primary_admin"),
+            ("omar.farouk@initech.example", "Omar", "Farouk", "member"),
+            ("paula.reyes@initech.example", "Paula", "Reyes", "member"),
+        ],
+    },
+    {
+        "slug": "northwind-survey",
+        "name": "Northwind Survey",
+        "plan": "premium",
+        "time_zone": "Europe/London",
+        "contract_start": date(2024, 9, 1),
+        "contract_end": date(2029, 8, 31),
+        "reseller": "alder",
+        "members": [
+            ("quinn.harper@northwind.example", "Quinn", "Harper", "primary_admin"),
+            ("ravi.shah@northwind.example", "Ravi", "Shah", "member"),
+        ],
+    },
+]
+
 STAFF = ("staff@flexadmin.example", "Platform", "Staff")

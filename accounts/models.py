@@ -334,6 +334,7 @@ class NotificationKind(models.TextChoices):
     EXPIRY_REMINDER = "expiry_reminder", "Tokens expiring"
     LOW_BALANCE = "low_balance", "Low balance"
     LEDGER_CHECK = "ledger_check", "Ledger check failed"
+    PACK_RECORDED = "pack_recorded", "Pack recorded"
 
 
 # What a team's admins may switch on or off, and choose who receives (Settings > Alerts).
@@ -368,7 +369,8 @@ class Notification(models.Model):
         ]
         constraints = [
             models.CheckConstraint(
-                condition=Q(kind__in=["expiry_reminder", "low_balance", "ledger_check"]), name="notification_kind_known"
+                condition=Q(kind__in=["expiry_reminder", "low_balance", "ledger_check", "pack_recorded"]),
+                name="notification_kind_known",
             ),
         ]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from django.db.models import Case, Count, Q, QuerySet, When
+from django.db.models import Case, Count, QuerySet, When
 from django.utils import timezone
 
 from accounts.models import (
@@ -95,17 +95,6 @@ def pending_invitation_count(*, team: Team) -> int:
 def contract_days_left(*, team: Team, today: date | None = None) -> int:
     today = today or timezone.localdate(timezone=team.tz)
     return (team.contract_end - today).days
-
-
-def customer_list(*, teams: QuerySet[Team]) -> QuerySet[Team]:
-    return (
-        teams.select_related("reseller")
-        .annotate(
-            member_count=Count("memberships", distinct=True),
-            admin_count=Count("memberships", filter=Q(memberships__role__in=ADMIN_ROLES), distinct=True),
-        )
-        .order_by("name")
-    )
 
 
 def audit_events(*, team: Team) -> QuerySet[AuditEvent]:

@@ -3,7 +3,7 @@ from django.utils import timezone
 from django.utils.dateformat import format as date_format
 from django.utils.html import format_html
 
-from accounts.models import ApiKey, AuditEvent, Membership, Team
+from accounts.models import ApiKey, AuditEvent, Membership
 
 
 def member_status(membership: Membership) -> tuple[str, str]:
@@ -81,21 +81,6 @@ class AuditTable(tables.Table):
         fields = ("created_at", "actor_email", "action", "target_repr", "ip_address", "details")
         attrs = {"class": "table table-compact"}
         empty_text = "No activity recorded yet."
-
-
-class CustomerTable(tables.Table):
-    name = tables.Column(linkify=("accounts:customer-detail", {"slug": tables.A("slug")}))
-    plan = tables.Column()
-    reseller = tables.Column()
-    contract_end = tables.DateColumn(verbose_name="Contract ends", format="M j, Y")
-    member_count = tables.Column(verbose_name="Users")
-    admin_count = tables.Column(verbose_name="Admins")
-
-    class Meta:
-        model = Team
-        fields = ("name", "plan", "reseller", "contract_end", "member_count", "admin_count")
-        attrs = {"class": "table"}
-        empty_text = "Your reseller serves no customers yet."
 
 
 class ApiKeyTable(tables.Table):

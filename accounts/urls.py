@@ -22,8 +22,7 @@ urlpatterns = [
     path("notifications/", views.notification_list, name="notification-list"),
     path("notifications/read-all/", views.notification_read_all, name="notification-read-all"),
     path("notifications/<int:pk>/read/", views.notification_read, name="notification-read"),
-    path("customers/", views.customer_list, name="customer-list"),
-    path("customers/<slug:slug>/", views.customer_detail, name="customer-detail"),
+    # Customers (the sales rep's pages) are billing's: billing/urls.py.
     path("account/", views.profile, name="profile"),
     path(
         "account/password/",

@@ -21,7 +21,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django_tables2 import RequestConfig
 
 from accounts import selectors, services
-from accounts.access import Perm, TeamAccess, customer_for_rep, customer_teams, rep_resellers, rep_view, team_view
+from accounts.access import Perm, TeamAccess, rep_resellers, team_view
 from accounts.filters import AuditFilter
 from accounts.forms import (
     AcceptInvitationForm,
@@ -34,7 +34,7 @@ from accounts.forms import (
     add_service_errors,
 )
 from accounts.models import ApiKey, Membership, Role
-from accounts.tables import ApiKeyTable, AuditTable, CustomerTable
+from accounts.tables import ApiKeyTable, AuditTable
 
 NEW_API_KEY_SESSION_KEY = "new_api_key"
 
@@ -52,7 +52,7 @@ def start(request: HttpRequest) -> HttpResponse:
     if team is not None:
         return redirect("accounts:team-home", team.slug)
     if rep_resellers(request.user):
-        return redirect("accounts:customer-list")
+        return redirect("billing:customer-list")  # billing's page, by URL name
     if request.user.is_staff:
         return redirect("admin:index")
     return render(request, "accounts/no_team.html", status=200)
@@ -324,32 +324,6 @@ def api_key_revoke(request: HttpRequest, access: TeamAccess, pk: int) -> HttpRes
             request, f"The key “{key.name}” ({key.prefix}…) was revoked. Programs using it can no longer call the API."
         )
     return redirect("accounts:api-keys", access.team.slug)
-
-
-@rep_view
-def customer_list(request: HttpRequest) -> HttpResponse:
-    # The reseller column only helps a rep who works for more than one reseller.
-    exclude = ("reseller",) if len(request.rep_resellers) == 1 else ()
-    table = CustomerTable(selectors.customer_list(teams=customer_teams(request.user)), exclude=exclude)
-    RequestConfig(request, paginate={"per_page": 25}).configure(table)
-    return render(request, "accounts/customer_list.html", {"table": table, "resellers": request.rep_resellers})
-
-
-@rep_view
-def customer_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    team = customer_for_rep(request.user, slug)
-    counts = selectors.role_counts(team=team)
-    return render(
-        request,
-        "accounts/customer_detail.html",
-        {
-            "team": team,
-            "admins": selectors.team_admins(team=team),
-            "member_total": sum(counts.values()),
-            "days_left": selectors.contract_days_left(team=team),
-            "breadcrumbs": [("Customers", reverse("accounts:customer-list")), (team.name, None)],
-        },
-    )
 
 
 @require_http_methods(["GET", "POST"])

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from accounts import selectors as account_selectors
 from accounts import services as account_services
-from accounts.models import NotificationKind, Team, ThresholdUnit
+from accounts.models import AlertSettings, NotificationKind, Team, ThresholdUnit
 from billing.models import ExpiryReminder, LedgerCheckRun, LowBalanceState, TokenPack
 from billing.selectors import ledger_check, team_balance
 from core.money import to_cents, tokens_text
@@ -128,7 +128,7 @@ def _announce_expiry(*, pack: TokenPack, thresholds: list[int], now: datetime) -
             f"Pack {pack.reference} of your customer {team.name} expires on {data['expires_on_text']} with "
             f"{data['tokens']} tokens unused."
         ),
-        link=reverse("accounts:customer-detail", args=[team.slug]),
+        link=reverse("billing:customer-detail", args=[team.slug]),
         data={**data, "audience": "sales_rep"},
         now=now,
     )
@@ -160,7 +160,12 @@ def low_balance_check(*, team: Team, tokens: dict | None = None) -> BalanceCheck
     alert_settings = account_selectors.alert_settings_of_team(team=team)
     if tokens is None:
         tokens = team_balance(team=team)["tokens"]
-    available, purchased = tokens["available"], tokens["purchased"]
+    return balance_check(available=tokens["available"], purchased=tokens["purchased"], alert_settings=alert_settings)
+
+
+def balance_check(*, available: Decimal, purchased: Decimal, alert_settings: AlertSettings) -> BalanceCheck:
+    """The threshold rule itself, on numbers already read: ``low_balance_check`` for one
+    team, and the sales rep's Customers list for many at once (``billing.customer_selectors``)."""
     if alert_settings.low_balance_unit == ThresholdUnit.TOKENS:
         limit = Decimal(alert_settings.low_balance_value)
     else:

@@ -36,6 +36,9 @@ class TeamPlan:
     busy: float  # chance a member works with a desktop product on a working day
     unassigned: tuple[str, ...]  # members without a Flex assignment (their launches are denied)
     only: dict[str, list[str]]  # members assigned to a list of products only
+    # A short history: its first pack ``history_days`` before the seed day (the oldest of
+    # ``recent``), usage from the next day on, no older packs and no cloud credits. 0: since START.
+    history_days: int = 0
 
 
 PACK_EVERY_DAYS = 182
@@ -63,12 +66,39 @@ PLANS = [
         unassigned=(),
         only={"marco.rossi@globex.example": ["revit", "cfd-simulation", "cloud-rendering"]},
     ),
+    # Alder's small customers, in the states a rep watches for (whenever the demo is seeded):
+    # Initech burns about 11 tokens a day from one pack of 1,700: low (under 20% left) by now.
+    TeamPlan(
+        slug="initech-architects",
+        credits=Decimal(0),
+        recent=[(118, 1700)],
+        older_tokens=[],
+        daily_products=["revit", "autocad"],
+        busy=0.55,
+        unassigned=(),
+        only={},
+        history_days=118,
+    ),
+    # Northwind: light use, a pack bought a month ago, nothing expiring within 90 days.
+    TeamPlan(
+        slug="northwind-survey",
+        credits=Decimal(0),
+        recent=[(30, 3000), (200, 1000)],
+        older_tokens=[],
+        daily_products=["autocad"],
+        busy=0.3,
+        unassigned=(),
+        only={},
+        history_days=200,
+    ),
 ]
 
 
 def pack_schedule(plan: TeamPlan, *, today: date) -> list[tuple[date, int]]:
     """The plan's purchases (day, tokens), oldest first, for a demo seeded on ``today``."""
     packs = [(today - timedelta(days=age), tokens) for age, tokens in plan.recent]
+    if plan.history_days:
+        return sorted(packs)
     age, n = plan.recent[-1][0] + PACK_EVERY_DAYS, 0
     while today - timedelta(days=age) > TOKENS_START + timedelta(days=PACK_EVERY_DAYS // 2):
         packs.append((today - timedelta(days=age), plan.older_tokens[n % len(plan.older_tokens)]))
@@ -82,11 +112,13 @@ def _local(day: date, hour: float, tz) -> datetime:
     return (base + timedelta(hours=hour)).astimezone(UTC)
 
 
-def _events(team: Team, plan: TeamPlan, members: list[str], until: date, rng: random.Random) -> Iterator[dict]:
-    """Plausible usage, day by day, in the team's time zone."""
+def _events(
+    team: Team, plan: TeamPlan, members: list[str], until: date, rng: random.Random, start: date = START
+) -> Iterator[dict]:
+    """Plausible usage, day by day from ``start``, in the team's time zone."""
     tz = team.tz
     serial = 0
-    day = START
+    day = start
     while day <= until:
         weekday = day.weekday() < 5
         for email in members:
@@ -161,11 +193,19 @@ def _events(team: Team, plan: TeamPlan, members: list[str], until: date, rng: ra
         day += timedelta(days=1)
 
 
-def seed_usage(*, until: datetime | None = None, progress: Callable[[int, str], None] | None = None) -> int:
-    """Replay the demo history for each demo team that has none yet; returns events logged."""
+def seed_usage(
+    *,
+    until: datetime | None = None,
+    progress: Callable[[int, str], None] | None = None,
+    slugs: set[str] | None = None,
+) -> int:
+    """Replay the demo history for each demo team that has none yet (of ``slugs`` only, when
+    given: the browser tests replay the small customers); returns events logged."""
     until = until or timezone.now()
     total = 0
     for plan in PLANS:
+        if slugs is not None and plan.slug not in slugs:
+            continue
         team = Team.objects.filter(slug=plan.slug).first()
         if team is None or UsageEvent.objects.filter(team=team).exists():
             continue
@@ -177,8 +217,11 @@ def seed_usage(*, until: datetime | None = None, progress: Callable[[int, str], 
             .order_by("user__email")
             .values_list("user__email", flat=True)
         )
-        start_at = _local(START, 9, team.tz)
-        services.grant_cloud_credits(team=team, credits=plan.credits, granted_at=start_at, actor=None)
+        today = timezone.localtime(until, team.tz).date()
+        first_day = today - timedelta(days=plan.history_days) if plan.history_days else START
+        start_at = _local(first_day, 9, team.tz)
+        if plan.credits:
+            services.grant_cloud_credits(team=team, credits=plan.credits, granted_at=start_at, actor=None)
         for membership in Membership.objects.filter(team=team).select_related("user"):
             email = membership.user.email
             if email in plan.unassigned or membership.role == Role.REPORT_VIEWER:
@@ -186,13 +229,14 @@ def seed_usage(*, until: datetime | None = None, progress: Callable[[int, str], 
             services.assign_flex(
                 team=team, user=membership.user, products=plan.only.get(email, "all"), actor=actor, at=start_at
             )
-        today = timezone.localtime(until, team.tz).date()
         purchases = [
             (_local(day, 10, team.tz), tokens)
             for day, tokens in pack_schedule(plan, today=today)
             if team.contract_start <= day <= team.contract_end
         ]
-        events = list(_events(team, plan, members, timezone.localtime(until, team.tz).date(), rng))
+        # A short history's usage starts the day after its first pack (bought at 10:00).
+        events_from = first_day + timedelta(days=1) if plan.history_days else START
+        events = list(_events(team, plan, members, today, rng, start=events_from))
         events = [e for e in events if (e.get("ended_at") or e["started_at"]) <= until]
         # Replay week by week: purchases and expiries happen as the clock passes them.
         week: list[dict] = []
@@ -211,6 +255,7 @@ def seed_usage(*, until: datetime | None = None, progress: Callable[[int, str], 
                             purchased_at=at,
                             actor=None,
                             now=at,
+                            notify_admins=False,  # history, not news
                         )
                 for chunk_start in range(0, len(week), 1000):
                     chunk = [
@@ -245,4 +290,4 @@ def seed_usage(*, until: datetime | None = None, progress: Callable[[int, str], 
 def estimated_events() -> int:
     """A rough count for the progress bar (the replay reports actual numbers as it goes)."""
     years = (timezone.now().date() - START).days / 365
-    return int(years * 1300)  # about what the plans above produce per year
+    return int(years * 1300) + 300  # about what the long histories produce per year, and the short ones

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils import timezone
+from django.utils.formats import date_format
 
 from accounts.forms import MemberImportForm as PeopleImportForm
+from accounts.models import Team
+from billing import planner
 from billing.flex_selectors import FlexProduct
+from billing.models import TokenPack
+from billing.services.packs import MAX_PACK_TOKENS
+from core.money import tokens_text
 
 # --- User Management ------------------------------------------------------------------------------
 
@@ -97,3 +104,124 @@ class MemberImportForm(PeopleImportForm):
             "and Flex (all, product codes separated by semicolons such as autocad;revit, or empty for none). "
             "One person per row; the first row names the columns."
         )
+
+
+# --- Sales reps: recording a purchase, moving a pack ----------------------------------------------
+
+
+class PurchaseForm(forms.Form):
+    """A pack bought through the reseller. Times are read in the customer's time zone (the
+    view activates it); the service checks the contract, the future and the reference."""
+
+    tokens = forms.IntegerField(
+        label="Tokens",
+        min_value=1,
+        max_value=MAX_PACK_TOKENS,
+        error_messages={
+            "invalid": "Tokens must be a whole number greater than 0.",
+            "min_value": "Tokens must be a whole number greater than 0.",
+        },
+        widget=forms.NumberInput(attrs={"min": 1, "step": 1, "inputmode": "numeric"}),
+    )
+    reference = forms.CharField(
+        label="Order reference", max_length=100, help_text="The reseller's order number; each order is recorded once."
+    )
+    purchased_at = forms.DateTimeField(
+        label="Purchased at",
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        error_messages={"invalid": "Enter a date and time, such as 2026-06-01 14:30."},
+    )
+    price = forms.DecimalField(
+        label="Price", required=False, min_value=0, max_digits=12, decimal_places=2, help_text="Optional."
+    )
+    currency = forms.CharField(
+        label="Currency",
+        required=False,
+        max_length=3,
+        help_text="Optional; a three-letter code such as EUR.",
+        widget=forms.TextInput(attrs={"autocapitalize": "characters", "class": "input-short"}),
+    )
+    note = forms.CharField(
+        label="Note", required=False, max_length=500, widget=forms.Textarea(attrs={"rows": 2}), help_text="Optional."
+    )
+
+    def service_kwargs(self) -> dict:
+        """What ``billing.services.record_purchase`` (and its preview) take."""
+        data = self.cleaned_data
+        return {
+            "reference": data["reference"],
+            "tokens": data["tokens"],
+            "purchased_at": data["purchased_at"],
+            "price": data["price"],
+            "currency": data["currency"] or "",
+            "note": data["note"] or "",
+        }
+
+
+class MoveForm(forms.Form):
+    """Which pack moves to which team: the customer's active packs, the other customers of the
+    same reseller that the rep serves. Anything else (a tampered form) is refused here."""
+
+    pack = forms.ModelChoiceField(
+        queryset=TokenPack.objects.none(),
+        label="Pack",
+        empty_label=None,
+        error_messages={"invalid_choice": "Choose one of this customer's active packs; the pack may have just moved."},
+    )
+    to_team = forms.ModelChoiceField(
+        queryset=Team.objects.none(),
+        label="Move to",
+        empty_label="Choose a team",
+    )
+
+    def __init__(self, *args, packs, teams, reseller_name: str, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["pack"].queryset = packs
+        self.fields["pack"].label_from_instance = lambda pack: (
+            f"{pack.reference}: {tokens_text(pack.remaining)} tokens left, expires "
+            f"{date_format(timezone.localtime(pack.expires_at), 'M j, Y')}"
+        )
+        self.fields["to_team"].queryset = teams
+        self.fields["to_team"].error_messages["invalid_choice"] = (
+            f"Choose another customer of {reseller_name}: a pack moves only between teams of the same reseller."
+        )
+
+
+def _whole_number(label: str, low: int, high: int, default: int, help_text: str) -> forms.IntegerField:
+    """An optional whole number from ``low`` to ``high`` in a short box showing its default."""
+    return forms.IntegerField(
+        label=label,
+        required=False,
+        min_value=low,
+        max_value=high,
+        help_text=help_text,
+        widget=forms.NumberInput(
+            attrs={"min": low, "max": high, "inputmode": "numeric", "class": "input-short", "placeholder": default}
+        ),
+    )
+
+
+class PlanOptionsForm(forms.Form):
+    """The purchase planner's what-ifs (``billing.planner.plan_purchases``'s own options),
+    a GET form: each left empty keeps the planner's default."""
+
+    lead_days = _whole_number(
+        "Buy ahead (days)",
+        0,
+        90,
+        planner.LEAD_DAYS,
+        f"Days before the balance would run out; {planner.LEAD_DAYS} unless changed.",
+    )
+    step = _whole_number(
+        "Round to (tokens)", 1, 100_000, planner.STEP, f"Packs are multiples of this; {planner.STEP} unless changed."
+    )
+    min_pack = _whole_number(
+        "Smallest pack (tokens)", 1, 1_000_000, planner.MIN_PACK, f"{planner.MIN_PACK} unless changed."
+    )
+
+    def options(self) -> dict:
+        """The valid options given (none when the form is unbound or invalid)."""
+        if not self.is_bound or not self.is_valid():
+            return {}
+        return {name: value for name, value in self.cleaned_data.items() if value is not None}

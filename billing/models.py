@@ -136,6 +136,7 @@ class TokenPack(models.Model):
     expires_at = models.DateTimeField()
     expired_at = models.DateTimeField(null=True, blank=True, help_text="When the expiry job closed it.")
     recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    note = models.CharField(max_length=500, blank=True, help_text="The sales rep's note on the order (optional).")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -304,11 +304,12 @@ def plan_purchases(
         for lot, lost in zip(lots, base.lost, strict=True)
         if lost > 0
     ]
+    reason = "at this burn the team cannot spend them in time" if burn else "without usage nothing is spent"
     for unused in plan.unavoidable:
         name = f"Pack {unused.reference}" if unused.reference else "A pack"
         warnings.append(
             f"{name} will expire on {_day(unused.expires_on)} with {tokens_text(unused.tokens)} tokens unused "
-            "whatever is bought: at this burn the team cannot spend them in time, and new packs pay after it."
+            f"whatever is bought: {reason}, and new packs pay after it."
         )
     if earliest > horizon_end:
         warnings.append(

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
+from urllib.parse import urlencode
 
 import django_tables2 as tables
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html
 
-from accounts.models import Membership
+from accounts.models import Membership, Team
 from accounts.tables import member_status
+from billing.customer_selectors import customer_balance_check
 from billing.flex_selectors import describe_scope, scope_codes
 from billing.models import EntryKind, FlexAssignment, LedgerEntry, PackStatus, TokenPack
 from billing.selectors import EXPIRING_SOON_DAYS
@@ -294,8 +298,13 @@ class PackTable(tables.Table):
     def __init__(self, *args, now: datetime, **kwargs) -> None:
         self.now = now
         # Packs that expire within 90 days stand out (domain.md "Reports: Balances").
+        # Each row has an id, so that a page can link to one pack (``#pack-<id>``).
         kwargs.setdefault(
-            "row_attrs", {"class": lambda record: "row-expiring" if expiring_soon(record, self.now) else ""}
+            "row_attrs",
+            {
+                "class": lambda record: "row-expiring" if expiring_soon(record, self.now) else "",
+                "id": lambda record: f"pack-{record.pk}",
+            },
         )
         super().__init__(*args, **kwargs)
 
@@ -384,3 +393,219 @@ class MonthUsageTable(tables.Table):
     class Meta:
         attrs = {"class": "table table-compact table-billing"}
         orderable = False
+
+
+# --- Sales reps: Customers and Orders -------------------------------------------------------------
+
+
+def _local_date(value: datetime | None, tz) -> str:
+    """A moment as the day it was for the customer (its time zone), ISO for exports."""
+    return timezone.localtime(value, tz).date().isoformat() if value else ""
+
+
+class CustomerTable(tables.Table):
+    """Customers: each team the rep's resellers serve, with its balance. Rows come from
+    ``billing.customer_selectors.customer_list``; the low-balance flag is the alert's rule
+    (``customer_balance_check``). The CSV export writes each column's ``value_*``."""
+
+    name = tables.Column(verbose_name="Customer")
+    plan = tables.Column()
+    reseller = tables.Column(accessor="reseller__name", verbose_name="Reseller")
+    contract_end = tables.DateColumn(verbose_name="Contract ends", format="M j, Y")
+    available = TokensColumn(verbose_name="Available")
+    expiring = TokensColumn(verbose_name=f"Expiring within {EXPIRING_SOON_DAYS} days")
+    last_purchase_at = tables.Column(verbose_name="Last purchase", default="—")
+    low = tables.Column(verbose_name="Balance", empty_values=(), orderable=False)
+
+    class Meta:
+        model = Team
+        fields = ("name", "plan", "reseller", "contract_end", "available", "expiring", "last_purchase_at", "low")
+        attrs = {"class": "table table-billing table-customers"}
+        row_attrs = {"class": lambda record: "row-low" if customer_balance_check(record).is_low else ""}
+        empty_text = "No customer matches these filters."
+
+    def render_name(self, record: Team) -> str:
+        url = reverse("billing:customer-detail", args=[record.slug])
+        return format_html('<a href="{}">{}</a>', url, record.name)
+
+    def value_name(self, record: Team) -> str:
+        return record.name
+
+    def render_plan(self, record: Team) -> str:
+        return format_html('<span class="plan plan-{}">{}</span>', record.plan, record.get_plan_display())
+
+    def value_plan(self, record: Team) -> str:
+        return record.get_plan_display()
+
+    def value_contract_end(self, record: Team) -> str:
+        return record.contract_end.isoformat()
+
+    def value_available(self, record: Team) -> str:
+        return f"{record.available:.2f}"
+
+    def render_expiring(self, value: Decimal) -> str:
+        if value > 0:
+            return format_html('<span class="badge badge-soon">{}</span>', tokens_text(value))
+        return "0"
+
+    def value_expiring(self, record: Team) -> str:
+        return f"{record.expiring:.2f}"
+
+    def render_last_purchase_at(self, value: datetime, record: Team) -> str:
+        return date_format(timezone.localtime(value, record.tz), "M j, Y")
+
+    def value_last_purchase_at(self, record: Team) -> str:
+        return _local_date(record.last_purchase_at, record.tz)
+
+    def render_low(self, record: Team) -> str:
+        check = customer_balance_check(record)
+        if check.is_low:
+            return format_html(
+                '<span class="badge badge-error">{}</span>', "No tokens" if check.available <= 0 else "Low"
+            )
+        return format_html('<span class="badge badge-ok">{}</span>', "OK")
+
+    def value_low(self, record: Team) -> str:
+        check = customer_balance_check(record)
+        return ("no tokens" if check.available <= 0 else "low") if check.is_low else "ok"
+
+
+class OrderTable(tables.Table):
+    """Orders: purchases recorded for the rep's customers (purchase entries of the ledger,
+    ``billing.customer_selectors.order_list``), each dated in its customer's time zone."""
+
+    at = tables.Column(verbose_name="Purchased", order_by=("at", "id"))
+    team = tables.Column(verbose_name="Customer", accessor="team__name", order_by=("team__name", "-at"))
+    reference = tables.Column(verbose_name="Order reference", accessor="pack__reference")
+    tokens = TokensColumn(verbose_name="Tokens", accessor="pack__tokens")
+    price = tables.Column(verbose_name="Price", accessor="pack__price", default="—", attrs={"td": {"class": "num"}})
+    expires_at = tables.Column(verbose_name="Expires", accessor="pack__expires_at")
+    held_by = tables.Column(verbose_name="Held by", empty_values=(), orderable=False)
+    actor = tables.Column(verbose_name="Recorded by", empty_values=(), order_by=("actor__first_name", "-at"))
+    note = tables.Column(verbose_name="Note", accessor="pack__note", default="", orderable=False)
+
+    class Meta:
+        model = LedgerEntry
+        fields = ("at", "team", "reference", "tokens", "price", "expires_at", "held_by", "actor", "note")
+        attrs = {"class": "table table-billing table-orders"}
+        empty_text = "No purchases match these filters."
+
+    def render_at(self, record: LedgerEntry) -> str:
+        return date_format(timezone.localtime(record.at, record.team.tz), "M j, Y H:i T")
+
+    def value_at(self, record: LedgerEntry) -> str:
+        return timezone.localtime(record.at, record.team.tz).isoformat()
+
+    def render_team(self, record: LedgerEntry) -> str:
+        url = reverse("billing:customer-detail", args=[record.team.slug])
+        return format_html('<a href="{}">{}</a>', url, record.team.name)
+
+    def value_team(self, record: LedgerEntry) -> str:
+        return record.team.name
+
+    def render_reference(self, record: LedgerEntry) -> str:
+        owner = record.pack.team
+        url = reverse("billing:customer-detail", args=[owner.slug]) + f"#pack-{record.pack_id}"
+        return format_html('<a href="{}">{}</a>', url, record.pack.reference)
+
+    def value_reference(self, record: LedgerEntry) -> str:
+        return record.pack.reference
+
+    def value_tokens(self, record: LedgerEntry) -> int:
+        return record.pack.tokens
+
+    def render_price(self, record: LedgerEntry) -> str:
+        return f"{record.pack.price} {record.pack.currency}".strip()
+
+    def value_price(self, record: LedgerEntry) -> str:
+        return "" if record.pack.price is None else f"{record.pack.price} {record.pack.currency}".strip()
+
+    def render_expires_at(self, record: LedgerEntry) -> str:
+        return date_format(timezone.localtime(record.pack.expires_at, record.team.tz), "M j, Y")
+
+    def value_expires_at(self, record: LedgerEntry) -> str:
+        return _local_date(record.pack.expires_at, record.team.tz)
+
+    def render_held_by(self, record: LedgerEntry) -> str:
+        if record.pack.team_id == record.team_id:
+            return format_html('<span class="muted">{}</span>', "The buyer")
+        return format_html("Moved to {}", record.pack.team.name)
+
+    def value_held_by(self, record: LedgerEntry) -> str:
+        return record.pack.team.name
+
+    def render_actor(self, record: LedgerEntry) -> str:
+        return record.actor.get_full_name() or record.actor.email if record.actor else "Through the API"
+
+    def value_actor(self, record: LedgerEntry) -> str:
+        return self.render_actor(record)
+
+
+# --- Sales reps: the purchase planner -------------------------------------------------------------
+
+
+def _long_day(value: date) -> str:
+    return date_format(value, "M j, Y")
+
+
+class ProposalTable(tables.Table):
+    """The planner's proposals (``billing.planner.Proposal``), each with a link that opens
+    Record a purchase pre-filled with its tokens."""
+
+    # Each cell names its column (``data-label``): on a phone the rows stack as cards.
+    buy_on = tables.Column(verbose_name="Buy on", attrs={"td": {"data-label": "Buy on"}})
+    tokens = TokensColumn(
+        verbose_name="Tokens", attrs={"th": {"class": "num"}, "td": {"class": "num", "data-label": "Tokens"}}
+    )
+    expires_on = tables.Column(verbose_name="Expires", attrs={"td": {"data-label": "Expires"}})
+    why = tables.Column(verbose_name="Why", attrs={"td": {"class": "col-why", "data-label": "Why"}})
+    record = tables.Column(verbose_name="", empty_values=(), attrs={"td": {"class": "col-action"}})
+
+    class Meta:
+        attrs = {"class": "table table-billing table-proposals"}
+        orderable = False
+        empty_text = "Nothing to buy."
+
+    def __init__(self, *args, team, today, **kwargs) -> None:
+        self.team, self.today = team, today
+        super().__init__(*args, **kwargs)
+
+    def render_buy_on(self, value) -> str:
+        if value <= self.today:
+            return format_html('{} <span class="badge badge-warn">{}</span>', _long_day(value), "now")
+        return _long_day(value)
+
+    def render_expires_on(self, value) -> str:
+        return _long_day(value)
+
+    def render_record(self, record) -> str:
+        query = urlencode(
+            {"tokens": record.tokens, "note": f"Proposed by the purchase planner on {_long_day(self.today)}."}
+        )
+        url = reverse("billing:customer-purchase", args=[self.team.slug]) + f"?{query}"
+        label = "Record this purchase" if record.buy_on <= self.today else "Pre-fill this purchase"
+        return format_html(
+            '<a class="button button-small{}" href="{}">{}<span class="visually-hidden"> of {} tokens</span></a>',
+            " button-primary" if record.buy_on <= self.today else "",
+            url,
+            label,
+            f"{record.tokens:,}",
+        )
+
+
+class ProjectionTable(tables.Table):
+    """The projection's numbers (the chart's): the balance at the end of each day shown,
+    without and with the plan (rows of ``billing.plan_chart.projection_rows``)."""
+
+    day = tables.Column(verbose_name="Day")
+    without = TokensColumn(verbose_name="Without the plan")
+    with_plan = TokensColumn(verbose_name="With the plan")
+    event = tables.Column(verbose_name="What happens", default="")
+
+    class Meta:
+        attrs = {"class": "table table-compact table-billing table-projection"}
+        orderable = False
+        empty_text = "Nothing to project."
+
+    def render_day(self, value) -> str:
+        return _long_day(value)

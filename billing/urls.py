@@ -7,7 +7,7 @@ billing merge without touching each other's lines.
 
 from django.urls import path
 
-from billing.views import tokens, users
+from billing.views import customers, planner, tokens, users
 
 app_name = "billing"
 
@@ -33,4 +33,19 @@ billing_and_orders = [
     path("teams/<slug:team>/my-usage/", tokens.my_usage, name="my-usage"),
 ]
 
-urlpatterns = [*user_management, *billing_and_orders]
+# --- Sales reps: Customers, a customer, purchases, moves, Orders ----------------------------------
+# The exports' paths hold a dot, which no team's slug can: they never shadow a customer.
+sales_reps = [
+    path("customers/", customers.customer_list, name="customer-list"),
+    path("customers/export.csv", customers.customer_export, name="customer-export"),
+    path("customers/<slug:team>/", customers.customer_detail, name="customer-detail"),
+    path("customers/<slug:team>/purchase/", customers.customer_purchase, name="customer-purchase"),
+    path("customers/<slug:team>/move/", customers.customer_move, name="customer-move"),
+    path("customers/<slug:team>/plan/", planner.customer_plan, name="customer-plan"),
+    path("orders/", customers.orders, name="orders"),
+    path("orders/export.csv", customers.orders_export, {"fmt": "csv"}, name="orders-export-csv"),
+    path("orders/export.xlsx", customers.orders_export, {"fmt": "xlsx"}, name="orders-export-xlsx"),
+]
+# --- end of sales reps ----------------------------------------------------------------------------
+
+urlpatterns = [*user_management, *billing_and_orders, *sales_reps]

@@ -3,17 +3,14 @@ person), Denials. Read-only pages over ``reporting.selectors`` (rollups only, ex
 denial reasons); the range and filters ride in the query string, carried across the tabs.
 Admins and report viewers reach them through ``accounts.access.team_view(Perm.VIEW_REPORTS)``;
 a sales rep reaches Summary and By Product (and a product's days) of the teams the rep's
-resellers serve under /customers/<team>/reports/ (``customer_view``), never anything per
+resellers serve under /customers/<team>/reports/ (``accounts.access.customer_view``), never anything per
 person: no By User, no Denials (they name people), no user filter or column."""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import wraps
-from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
@@ -23,7 +20,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_safe
 from django_tables2 import RequestConfig
 
-from accounts.access import Perm, TeamAccess, customer_for_rep, rep_view, team_view
+from accounts.access import Perm, TeamAccess, customer_view, team_view
 from accounts.models import Membership, Team
 from core.money import fmt as amount_text
 from reporting import charts, exports, selectors
@@ -160,8 +157,8 @@ def _context(request: HttpRequest, report: Report, tab: str, **extra) -> dict:
     ]
     if report.rep:
         trail = [
-            ("Customers", reverse("accounts:customer-list")),
-            (team.name, reverse("accounts:customer-detail", args=[team.slug])),
+            ("Customers", reverse("billing:customer-list")),
+            (team.name, reverse("billing:customer-detail", args=[team.slug])),
             ("Usage reports", None),
         ]
     else:
@@ -201,21 +198,6 @@ def _chart(report: Report, rows: list[dict], key: str = "sum_tokens") -> tuple[d
             stack["name"] = names[stack["product"]]
     table = BucketTable([b for b in series if b.total], products=names, size=size)
     return chart, table, size
-
-
-def customer_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """A customer's report for a sales rep of its reseller (``rep_view``: anybody else is
-    refused with a 403 that explains); another reseller's customer is not found (404). Times
-    are the customer's."""
-
-    @rep_view
-    @wraps(view)
-    def wrapped(request: HttpRequest, team: str, *args: Any, **kwargs: Any) -> HttpResponse:
-        customer = customer_for_rep(request.user, team)
-        with timezone.override(customer.tz):
-            return view(request, customer, *args, **kwargs)
-
-    return wrapped
 
 
 @team_view(Perm.VIEW_REPORTS)

@@ -2,14 +2,12 @@
 
 from django.db import migrations, models
 
-# Numbered 0007 because another branch adds billing 0006; this branch has none, so it
-# depends on 0005. Renumber (and re-point the dependency) at merge.
 
 
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('billing', '0005_flexassignment_usagerollup'),
+        ('billing', '0006_tokenpack_note'),
     ]
 
     operations = [

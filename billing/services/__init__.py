@@ -12,12 +12,21 @@ each lives. Rules are named as in domain.md ("Charging rules").
 
 from billing.services.assignments import assign_flex, bulk_assign_flex, bulk_remove_flex, remove_flex
 from billing.services.member_import import ImportPreview, import_members, preview_member_import
-from billing.services.packs import expire_cloud_credits, expire_packs, grant_cloud_credits, move_pack, record_purchase
+from billing.services.packs import (
+    PurchasePreview,
+    expire_cloud_credits,
+    expire_packs,
+    grant_cloud_credits,
+    move_pack,
+    preview_purchase,
+    record_purchase,
+)
 from billing.services.rates import delete_rate, save_rate
 from billing.services.usage import log_usage, refund_usage
 
 __all__ = [
     "ImportPreview",
+    "PurchasePreview",
     "assign_flex",
     "bulk_assign_flex",
     "bulk_remove_flex",
@@ -29,6 +38,7 @@ __all__ = [
     "log_usage",
     "move_pack",
     "preview_member_import",
+    "preview_purchase",
     "record_purchase",
     "refund_usage",
     "remove_flex",

@@ -7,6 +7,7 @@ id order.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
@@ -15,17 +16,19 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import QuerySet
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts.audit import write_audit_event
-from accounts.models import Team, User
-from accounts.services import lock_team, lock_teams
+from accounts.models import NotificationKind, Team, User
+from accounts.selectors import alert_recipients
+from accounts.services import lock_team, lock_teams, notify
 from billing.alerts import request_balance_check
 from billing.events import FUTURE_TOLERANCE
 from billing.ledger import SIGN, ledger_entry
 from billing.models import CloudCreditBalance, EntryKind, LedgerEntry, TokenPack
 from core.exceptions import Conflict
-from core.money import CENT, ZERO, fmt
+from core.money import CENT, ZERO, fmt, tokens_text
 from core.validators import storable_time, text_problem
 
 MAX_PACK_TOKENS = 2_147_483_647  # TokenPack.tokens, a positive integer column
@@ -35,28 +38,46 @@ def _now(now: datetime | None) -> datetime:
     return now or timezone.now()
 
 
-@transaction.atomic
-def record_purchase(
+@dataclass(frozen=True)
+class PurchasePreview:
+    """What recording a purchase would do, written nowhere: the confirmation step of the
+    sales rep's form. ``existing`` is the pack already recorded with the reference and the
+    same data (recording again returns it); other data raises ``Conflict`` instead."""
+
+    team: Team
+    reference: str
+    tokens: int
+    purchased_at: datetime
+    expires_at: datetime
+    price: Decimal | None
+    currency: str
+    note: str
+    existing: TokenPack | None
+
+    @property
+    def expires_after_contract(self) -> bool:
+        """The pack outlives the contract: tokens left at the contract's end can't be used
+        unless the contract is renewed (a warning, not a refusal)."""
+        return timezone.localtime(self.expires_at, self.team.tz).date() > self.team.contract_end
+
+
+def _pack_expiry(purchased_at: datetime) -> datetime:
+    return purchased_at + relativedelta(months=settings.FLEX_PACK_TERM_MONTHS)
+
+
+def _check_purchase(
     *,
     team: Team,
     reference: str,
     tokens: int,
-    purchased_at: datetime | None = None,
-    price: Decimal | None = None,
-    currency: str = "",
-    actor: User | None = None,
-    now: datetime | None = None,
-) -> tuple[TokenPack, bool]:
-    """Record a pack bought through the team's reseller. Returns (pack, created).
-
-    Idempotent on the order reference: the same reference with the same data returns the
-    first pack (created False); with other data it raises ``Conflict``.
-    """
-    now = _now(now)
-    # A retry that leaves the purchase time to "now" gets a later now: not other data.
-    time_given = purchased_at is not None
-    purchased_at = purchased_at or now
-    reference = (reference or "").strip()
+    purchased_at: datetime,
+    price: Decimal | None,
+    currency: str,
+    note: str,
+    now: datetime,
+) -> None:
+    """Every rule of a purchase that needs no lock; raises one ``ValidationError`` naming
+    each bad field. Asked by ``record_purchase`` and by its preview, so they never differ."""
     errors: dict[str, str] = {}
     problem = text_problem(reference, label="The order reference", max_length=100, required=True)
     if problem:
@@ -81,21 +102,178 @@ def record_purchase(
         errors["price"] = "The price can't be negative."
     if currency and (len(currency) != 3 or not currency.isalpha()):
         errors["currency"] = "The currency is a three-letter code such as EUR."
+    if note:
+        problem = text_problem(note, label="The note", max_length=500)
+        if problem:
+            errors["note"] = problem
     if errors:
         raise ValidationError(errors)
-    team = lock_team(team)
-    existing = TokenPack.objects.filter(reseller_id=team.reseller_id, reference=reference).first()
-    if existing is not None:
-        same = (
-            existing.team_id == team.pk
-            and existing.tokens == tokens
-            and (not time_given or existing.purchased_at == purchased_at)
-            and (price is None or existing.price == price)
-            and (not currency or existing.currency == currency.upper())
+
+
+@dataclass(frozen=True)
+class _Order:
+    """A purchase's data, normalised and checked (``_order``)."""
+
+    reference: str
+    tokens: int
+    purchased_at: datetime
+    time_given: bool  # a retry that leaves the time to "now" gets a later now: not other data
+    price: Decimal | None
+    currency: str
+    note: str
+
+
+def _order(
+    *,
+    team: Team,
+    reference: str,
+    tokens: int,
+    purchased_at: datetime | None,
+    price: Decimal | None,
+    currency: str,
+    note: str,
+    now: datetime,
+) -> _Order:
+    """The purchase's data, stripped, with "now" for a missing time, checked
+    (``_check_purchase``): the one entry of ``record_purchase`` and ``preview_purchase``."""
+    order = _Order(
+        reference=(reference or "").strip(),
+        tokens=tokens,
+        purchased_at=purchased_at or now,
+        time_given=purchased_at is not None,
+        price=price,
+        currency=currency or "",
+        note=(note or "").strip(),
+    )
+    _check_purchase(
+        team=team,
+        reference=order.reference,
+        tokens=order.tokens,
+        purchased_at=order.purchased_at,
+        price=order.price,
+        currency=order.currency,
+        note=order.note,
+        now=now,
+    )
+    return order
+
+
+def _recorded(team: Team, order: _Order) -> TokenPack | None:
+    """The pack already recorded with the order's reference (references are unique per
+    reseller), when it is this order again; ``Conflict`` naming the pack when it was
+    recorded with other data (idempotent on the reference). None for a new order."""
+    existing = (
+        TokenPack.objects.select_related("team").filter(reseller_id=team.reseller_id, reference=order.reference).first()
+    )
+    if existing is None:
+        return None
+    if existing.team_id != team.pk:
+        raise Conflict(
+            {
+                "reference": (
+                    # References are unique per reseller: the other team is a customer of the same one.
+                    f"The order reference “{existing.reference}” is already recorded for {existing.team.name}: "
+                    f"pack {existing.reference} of {existing.tokens:,} tokens, bought on "
+                    f"{timezone.localtime(existing.purchased_at, existing.team.tz):%Y-%m-%d}. "
+                    "Nothing was recorded; use the order's own reference."
+                )
+            }
         )
-        if same:
-            return existing, False
-        raise Conflict({"reference": f"The order reference “{reference}” was already recorded with other data."})
+    same = (
+        existing.tokens == order.tokens
+        and (not order.time_given or existing.purchased_at == order.purchased_at)
+        and (order.price is None or existing.price == order.price)
+        and (not order.currency or existing.currency == order.currency.upper())
+        and (not order.note or existing.note == order.note)
+    )
+    if not same:
+        price_text = f", {existing.price} {existing.currency}".rstrip() if existing.price is not None else ""
+        raise Conflict(
+            {
+                "reference": (
+                    f"The order reference “{existing.reference}” was already recorded with other data: pack "
+                    f"{existing.reference} of {existing.tokens:,} tokens, bought on "
+                    f"{timezone.localtime(existing.purchased_at, team.tz):%Y-%m-%d %H:%M}{price_text}. "
+                    "Nothing was recorded."
+                )
+            }
+        )
+    return existing
+
+
+def preview_purchase(
+    *,
+    team: Team,
+    reference: str,
+    tokens: int,
+    purchased_at: datetime | None = None,
+    price: Decimal | None = None,
+    currency: str = "",
+    note: str = "",
+    now: datetime | None = None,
+) -> PurchasePreview:
+    """What ``record_purchase`` would do with these data, writing nothing: the same checks
+    (``ValidationError``; ``Conflict`` for a reference recorded with other data), the
+    expiry the pack would get, and the pack already recorded when it is the same order."""
+    order = _order(
+        team=team,
+        reference=reference,
+        tokens=tokens,
+        purchased_at=purchased_at,
+        price=price,
+        currency=currency,
+        note=note,
+        now=_now(now),
+    )
+    return PurchasePreview(
+        team=team,
+        reference=order.reference,
+        tokens=order.tokens,
+        purchased_at=order.purchased_at,
+        expires_at=_pack_expiry(order.purchased_at),
+        price=order.price,
+        currency=order.currency.upper(),
+        note=order.note,
+        existing=_recorded(team, order),
+    )
+
+
+@transaction.atomic
+def record_purchase(
+    *,
+    team: Team,
+    reference: str,
+    tokens: int,
+    purchased_at: datetime | None = None,
+    price: Decimal | None = None,
+    currency: str = "",
+    note: str = "",
+    actor: User | None = None,
+    now: datetime | None = None,
+    notify_admins: bool = True,
+) -> tuple[TokenPack, bool]:
+    """Record a pack bought through the team's reseller. Returns (pack, created).
+
+    Idempotent on the order reference: the same reference with the same data returns the
+    first pack (created False) and writes nothing; with other data it raises ``Conflict``
+    naming the existing pack. A new pack is audited, and the team's admins get an in-app
+    notice and an e-mail (``notify_admins``; the demo's history leaves them out).
+    """
+    now = _now(now)
+    order = _order(
+        team=team,
+        reference=reference,
+        tokens=tokens,
+        purchased_at=purchased_at,
+        price=price,
+        currency=currency,
+        note=note,
+        now=now,
+    )
+    team = lock_team(team)
+    existing = _recorded(team, order)
+    if existing is not None:
+        return existing, False
     try:
         # The team lock does not cover a sister team recording the same reference at the
         # same moment; the unique constraint does, and that clash is a conflict, not a crash.
@@ -103,30 +281,64 @@ def record_purchase(
             pack = TokenPack.objects.create(
                 team=team,
                 reseller_id=team.reseller_id,
-                reference=reference,
-                tokens=tokens,
-                remaining=Decimal(tokens),
-                price=price,
-                currency=currency.upper(),
-                purchased_at=purchased_at,
-                expires_at=purchased_at + relativedelta(months=settings.FLEX_PACK_TERM_MONTHS),
+                reference=order.reference,
+                tokens=order.tokens,
+                remaining=Decimal(order.tokens),
+                price=order.price,
+                currency=order.currency.upper(),
+                note=order.note,
+                purchased_at=order.purchased_at,
+                expires_at=_pack_expiry(order.purchased_at),
                 recorded_by=actor,
             )
     except IntegrityError:
         raise Conflict(
-            {"reference": f"The order reference “{reference}” was just recorded for another team."}
+            {"reference": f"The order reference “{order.reference}” was just recorded for another team."}
         ) from None
-    ledger_entry(kind=EntryKind.PURCHASE, amount=Decimal(tokens), account=pack, at=purchased_at, actor=actor).save()
+    ledger_entry(
+        kind=EntryKind.PURCHASE, amount=Decimal(order.tokens), account=pack, at=order.purchased_at, actor=actor
+    ).save()
+    details = {"reference": order.reference, "tokens": order.tokens, "purchased_at": order.purchased_at.isoformat()}
+    if order.note:
+        details["note"] = order.note
     write_audit_event(
-        action="pack.recorded",
-        actor=actor,
-        team=team,
-        reseller=team.reseller,
-        target=pack,
-        details={"reference": reference, "tokens": tokens, "purchased_at": purchased_at.isoformat()},
+        action="pack.recorded", actor=actor, team=team, reseller=team.reseller, target=pack, details=details
     )
+    if notify_admins:
+        _announce_pack(pack=pack, team=team, now=now)
     request_balance_check(team=team)  # a purchase may end a low-balance spell
     return pack, True
+
+
+def _announce_pack(*, pack: TokenPack, team: Team, now: datetime) -> None:
+    """The team's admins hear of a new pack: an in-app notice, e-mailed once. Only the
+    order's own data (no usage of anybody)."""
+    purchased_on = timezone.localtime(pack.purchased_at, team.tz).date()
+    expires_on = timezone.localtime(pack.expires_at, team.tz).date()
+    tokens = tokens_text(Decimal(pack.tokens))
+    data = {
+        "team": team.name,
+        "reseller": team.reseller.name,
+        "reference": pack.reference,
+        "tokens": tokens,
+        "purchased_on": purchased_on.isoformat(),
+        "purchased_on_text": f"{purchased_on:%b} {purchased_on.day}, {purchased_on.year}",
+        "expires_on": expires_on.isoformat(),
+        "expires_on_text": f"{expires_on:%b} {expires_on.day}, {expires_on.year}",
+    }
+    notify(
+        users=alert_recipients(team=team, kind=NotificationKind.PACK_RECORDED),
+        team=team,
+        kind=NotificationKind.PACK_RECORDED,
+        title=f"New pack: {tokens} tokens for {team.name}",
+        body=(
+            f"{team.reseller.name} recorded pack {pack.reference} of {tokens} tokens, bought on "
+            f"{data['purchased_on_text']}. Its tokens can be used until {data['expires_on_text']}."
+        ),
+        link=reverse("billing:tokens", args=[team.slug]),
+        data=data,
+        now=now,
+    )
 
 
 @transaction.atomic

@@ -30,11 +30,25 @@ def _kept(query: QueryDict, names: tuple[str, ...]) -> list[tuple[str, str]]:
     return [(name, query[name]) for name in names if query.get(name)]
 
 
-def _without(query: QueryDict, names: tuple[str, ...]) -> str:
+def query_without(query: QueryDict, *names: str) -> str:
+    """The query string without ``names`` (a filter's Clear link, an export's link)."""
     rest = query.copy()
     for name in names:
         rest.pop(name, None)
     return rest.urlencode()
+
+
+def balance_cards(*, team, balance: dict, now) -> dict:
+    """The context of ``billing/_partials/balance_cards.html``: Flex tokens, and a sales
+    rep's customer page."""
+    return {
+        "balance": balance["tokens"],
+        "credits": balance["cloud_credits"],
+        "credits_expired": balance["cloud_credits"]["expires_at"] <= now,
+        "low": low_balance_check(team=team, tokens=balance["tokens"]),
+        "next_expiry": selectors.next_expiry(balance=balance),
+        "forecast": selectors.run_out_forecast(team=team, now=now),
+    }
 
 
 @team_view(Perm.VIEW_BILLING)
@@ -62,20 +76,15 @@ def tokens(request: HttpRequest, access: TeamAccess) -> HttpResponse:
         "billing/tokens.html",
         {
             "team": team,
-            "balance": balance["tokens"],
-            "credits": balance["cloud_credits"],
-            "credits_expired": balance["cloud_credits"]["expires_at"] <= now,
-            "low": low_balance_check(team=team, tokens=balance["tokens"]),
-            "next_expiry": selectors.next_expiry(balance=balance),
-            "forecast": selectors.run_out_forecast(team=team, now=now),
+            **balance_cards(team=team, balance=balance, now=now),
             "pack_filter": pack_filter,
             "packs": packs,
             "pack_filter_keep": _kept(request.GET, event_params),
-            "pack_filter_clear": _without(request.GET, pack_params),
+            "pack_filter_clear": query_without(request.GET, *pack_params),
             "event_filter": event_filter,
             "events": events,
             "event_filter_keep": _kept(request.GET, pack_params),
-            "event_filter_clear": _without(request.GET, event_params),
+            "event_filter_clear": query_without(request.GET, *event_params),
             "expiring_soon_days": selectors.EXPIRING_SOON_DAYS,
             "token_event_days": selectors.TOKEN_EVENT_DAYS,
             "as_of": now,

@@ -7,14 +7,17 @@ same page of a team they have nothing to do with ("other_team"). Later features 
 from __future__ import annotations
 
 import html
+from datetime import timedelta
 
 import pytest
-from django.urls import reverse
+from django.urls import get_resolver, reverse
+from django.utils import timezone
 
 from accounts import services
 from accounts.models import ApiKey, Membership
 from billing import services as billing_services
-from billing.models import FlexAssignment
+from billing.models import FlexAssignment, LedgerEntry, TokenPack
+from tests.factories import SalesRepFactory, TeamFactory, UserFactory
 
 ROLES = ["primary_admin", "secondary_admin", "report_viewer", "member", "sales_rep", "outsider", "anonymous"]
 
@@ -84,14 +87,33 @@ READ_ONLY_PAGES = [
 
 # Pages outside any team.
 NON_TEAM = {"primary_admin": 403, "secondary_admin": 403, "report_viewer": 403, "member": 403, "outsider": 403}
+# The sales rep's pages (billing's): the rep of the team's reseller only; a customer's admin
+# (or anybody else who is no sales rep) gets an explaining 403.
+REP = {**NON_TEAM, "sales_rep": 200, "anonymous": 302}
+REP_READ_ONLY = [
+    "billing:customer-list",
+    "billing:customer-export",
+    "billing:customer-detail",
+    "billing:customer-plan",
+    "billing:orders",
+    "billing:orders-export-csv",
+    "billing:orders-export-xlsx",
+]
 OTHER_PAGES: dict[str, tuple[str, dict[str, int]]] = {
-    "accounts:customer-list": ("none", {**NON_TEAM, "sales_rep": 200, "anonymous": 302}),
-    "accounts:customer-detail": ("customer", {**NON_TEAM, "sales_rep": 200, "anonymous": 302}),
+    "billing:customer-list": ("none", REP),
+    "billing:customer-export": ("none", REP),
+    "billing:customer-detail": ("customer", REP),
+    "billing:customer-purchase": ("customer", REP),
+    "billing:customer-move": ("customer", REP),
+    "billing:customer-plan": ("customer", REP),
+    "billing:orders": ("none", REP),
+    "billing:orders-export-csv": ("none", REP),
+    "billing:orders-export-xlsx": ("none", REP),
     # A customer's usage reports for its reseller's reps (reporting's): totals only.
-    "reporting:customer-summary": ("customer", {**NON_TEAM, "sales_rep": 200, "anonymous": 302}),
-    "reporting:customer-by-product": ("customer", {**NON_TEAM, "sales_rep": 200, "anonymous": 302}),
-    "reporting:customer-product-detail": ("customer_product", {**NON_TEAM, "sales_rep": 200, "anonymous": 302}),
-    "reporting:customer-export": ("customer_export", {**NON_TEAM, "sales_rep": 200, "anonymous": 302}),
+    "reporting:customer-summary": ("customer", REP),
+    "reporting:customer-by-product": ("customer", REP),
+    "reporting:customer-product-detail": ("customer_product", REP),
+    "reporting:customer-export": ("customer_export", REP),
     "accounts:profile": ("none", dict.fromkeys(ROLES, 200) | {"anonymous": 302}),
     "accounts:password-change": ("none", dict.fromkeys(ROLES, 200) | {"anonymous": 302}),
     "accounts:start": ("none", dict.fromkeys(ROLES, 302)),
@@ -196,6 +218,71 @@ def test_a_customers_reports_refuse_a_post(client, personas, url_name, role):
     kind, expected = OTHER_PAGES[url_name]
     response = _client_for(client, personas, role).post(reverse(url_name, args=_args(kind, personas.team, personas)))
     assert response.status_code == (405 if expected[role] == 200 else expected[role]), f"POST {url_name} as {role}"
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("url_name", REP_READ_ONLY)
+def test_the_reps_read_only_pages_refuse_a_post(client, personas, role, url_name):
+    kind = OTHER_PAGES[url_name][0]
+    response = _client_for(client, personas, role).post(reverse(url_name, args=_args(kind, personas.team, personas)))
+    assert response.status_code == {"sales_rep": 405, "anonymous": 302}.get(role, 403)
+
+
+@pytest.fixture
+def sister(personas):
+    """A second customer of each reseller (a pack moves between teams of one reseller), and
+    a pack on each persona team."""
+    sisters = {
+        team.slug: TeamFactory(name=f"{team.name} Sister", slug=f"{team.slug}-sister", reseller=team.reseller)
+        for team in (personas.team, personas.other_team)
+    }
+    at = timezone.now() - timedelta(days=1)
+    for team in (personas.team, personas.other_team):
+        billing_services.record_purchase(
+            team=team, reference=f"PO-{team.slug}", tokens=100, purchased_at=at, now=at, notify_admins=False
+        )
+    return sisters
+
+
+def _rep_post(url_name: str, team, sisters) -> dict:
+    if url_name == "billing:customer-purchase":
+        return {"tokens": "10", "reference": f"PO-NEW-{team.slug}"}
+    pack = TokenPack.objects.get(reference=f"PO-{team.slug}")
+    return {"pack": pack.pk, "to_team": sisters[team.slug].pk}
+
+
+def _rep_post_done(url_name: str, team, sisters) -> bool:
+    if url_name == "billing:customer-purchase":
+        return TokenPack.objects.filter(reference=f"PO-NEW-{team.slug}").exists()
+    return TokenPack.objects.get(reference=f"PO-{team.slug}").team_id == sisters[team.slug].pk
+
+
+@pytest.mark.parametrize("role", [*ROLES, "other_reseller_rep"])
+@pytest.mark.parametrize("target", ["team", "other_team"])
+@pytest.mark.parametrize("url_name", ["billing:customer-purchase", "billing:customer-move"])
+def test_the_reps_posts_follow_the_same_rules(client, personas, sister, url_name, role, target):
+    """Recording a purchase and moving a pack: the rep of the team's reseller does it; the
+    rep of another reseller gets a 404 (the team's existence is not revealed), everybody
+    else (customer admins included) the explaining 403; nothing is written for them."""
+    team = personas.team if target == "team" else personas.other_team
+    if role == "other_reseller_rep":
+        # A sales rep of the reseller that serves the *other* team of this test.
+        foreign = personas.other_team if target == "team" else personas.team
+        user = UserFactory(email="rep@elsewhere.example")
+        SalesRepFactory(user=user, reseller=foreign.reseller)
+        client.force_login(user)
+    else:
+        _client_for(client, personas, role)
+    entries = LedgerEntry.objects.count()
+    response = client.post(reverse(url_name, args=[team.slug]), _rep_post(url_name, team, sister))
+    if role == "sales_rep" and target == "team":
+        assert response.status_code == 302, response.content.decode()[:500]
+        assert _rep_post_done(url_name, team, sister)
+        return
+    expected = {"sales_rep": 404, "other_reseller_rep": 404, "anonymous": 302}.get(role, 403)
+    assert response.status_code == expected, f"{url_name} as {role} on {target}"
+    assert not _rep_post_done(url_name, team, sister)
+    assert LedgerEntry.objects.count() == entries
 
 
 @pytest.mark.parametrize(
@@ -365,3 +452,24 @@ def test_report_exports_follow_the_report_pages(client, personas, report, fmt, r
     assert response.status_code == expected, f"{report}.{fmt} as {role} on {target}"
     if expected == 200:
         assert response["Content-Disposition"].startswith("attachment;")
+
+
+# Pages covered elsewhere: the report exports and the POST-only member actions (the tests
+# above), and the page after a password change (no data: tests/accounts/test_views.py).
+COVERED_ELSEWHERE = {
+    "reporting:export",
+    "accounts:member-resend",
+    "accounts:member-role",
+    "accounts:password-change-done",
+}
+
+
+def test_every_portal_page_is_in_the_matrix():
+    """A new page of billing, reporting or accounts gets a row here, or is named above."""
+    names = set()
+    for namespace in ("accounts", "billing", "reporting"):
+        resolver = get_resolver().namespace_dict[namespace][1]
+        names |= {f"{namespace}:{name}" for name in resolver.reverse_dict if isinstance(name, str)}
+    missing = names - set(TEAM_PAGES) - set(OTHER_PAGES) - COVERED_ELSEWHERE
+    assert names >= COVERED_ELSEWHERE
+    assert not missing, f"pages missing from the authorization matrix: {sorted(missing)}"

@@ -84,9 +84,9 @@ def test_mark_all_as_read_touches_only_your_notices(admin_client, personas):
 
 
 def test_a_sales_rep_sees_the_bell_too(client, personas):
-    notice_for(personas.sales_rep, personas.team, link=reverse("accounts:customer-detail", args=[personas.team.slug]))
+    notice_for(personas.sales_rep, personas.team, link=reverse("billing:customer-detail", args=[personas.team.slug]))
     client.force_login(personas.sales_rep)
-    page = client.get(reverse("accounts:customer-list")).content.decode()
+    page = client.get(reverse("billing:customer-list")).content.decode()
     assert '<span class="bell-count">1</span>' in page
 
 

@@ -217,16 +217,16 @@ def test_home_shows_plan_contract_members_and_admins(client, personas):
 
 def test_start_sends_a_sales_rep_to_customers_and_members_to_their_team(client, personas):
     client.force_login(personas.sales_rep)
-    assert client.get("/").url == reverse("accounts:customer-list")
+    assert client.get("/").url == reverse("billing:customer-list")
     client.force_login(personas.member)
     assert client.get("/").url == reverse("accounts:team-home", args=[personas.team.slug])
 
 
 def test_sales_rep_sees_only_their_resellers_customers(client, personas):
     client.force_login(personas.sales_rep)
-    body = text(client.get(reverse("accounts:customer-list")))
+    body = text(client.get(reverse("billing:customer-list")))
     assert "Own Team" in body and "Other Team" not in body
-    body = text(client.get(reverse("accounts:customer-detail", args=[personas.team.slug])))
+    body = text(client.get(reverse("billing:customer-detail", args=[personas.team.slug])))
     assert "primary@own.example" in body
     assert "member@own.example" not in body  # admins only; no per-user detail
 
@@ -243,8 +243,8 @@ def test_navigation_shows_each_role_only_what_it_may_use(client, personas):
         response = client.get(reverse("accounts:team-home", args=[personas.team.slug]))
         assert [entry.label for entry in response.context["nav"]] == labels, role
     client.force_login(personas.sales_rep)
-    response = client.get(reverse("accounts:customer-list"))
-    assert [entry.label for entry in response.context["nav"]] == ["Customers"]
+    response = client.get(reverse("billing:customer-list"))
+    assert [entry.label for entry in response.context["nav"]] == ["Customers", "Orders"]
 
 
 def test_profile_saves_names(client, personas):

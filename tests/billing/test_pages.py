@@ -93,7 +93,7 @@ def test_the_packs_table_highlights_packs_that_expire_within_90_days(admin_clien
     assert packs[0] == "PO-SOON 12,500 12,300 Aug 5, 2025 Aug 5, 2026 65 days: expiring soon Active"
     assert packs[2].endswith("Expired")
     assert len(re.findall(r'<tr class="row-expiring', content)) == 1
-    assert re.search(r'<tr class="row-expiring[^"]*">\s*<td[^>]*>PO-SOON</td>', content)
+    assert re.search(r'<tr class="row-expiring[^"]*"[^>]*>\s*<td[^>]*>PO-SOON</td>', content)
 
 
 def test_packs_are_filtered_by_status_and_sorted(admin_client, history):

@@ -17,7 +17,7 @@ EXPECTED = {
     "secondary_admin": (ADMIN_NAV, "Own Team", "/teams/own-team/"),
     "report_viewer": (["Home", "Billing & Orders", "Reporting", "My usage"], "Own Team", "/teams/own-team/"),
     "member": (["Home", "My usage"], "Own Team", "/teams/own-team/"),
-    "sales_rep": (["Customers"], "Customers", "/customers/"),
+    "sales_rep": (["Customers", "Orders"], "Customers", "/customers/"),
 }
 
 

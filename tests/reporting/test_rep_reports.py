@@ -86,7 +86,7 @@ def test_there_is_no_per_person_page_for_reps():
 
 
 def test_a_rep_opens_the_reports_from_the_customer_page(rep_client, personas):
-    response = rep_client.get(reverse("accounts:customer-detail", args=[personas.team.slug]))
+    response = rep_client.get(reverse("billing:customer-detail", args=[personas.team.slug]))
     assert reverse("reporting:customer-summary", args=[personas.team.slug]) in response.content.decode()
 
 
@@ -105,4 +105,4 @@ def test_a_reps_customer_pages_are_in_the_customers_time_zone_and_navigation(rep
     body = response.content.decode()
     assert "Days are Europe/Berlin days" in body
     # The Customers entry of the left navigation is the current one.
-    assert f'href="{reverse("accounts:customer-list")}" aria-current="page"' in body
+    assert f'href="{reverse("billing:customer-list")}" aria-current="page"' in body
