@@ -22,13 +22,15 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import report_data  # bench/ is not a package: its folder is on the path (its Django set-up is shared)
+
 START = datetime(2026, 1, 5, 7, 0, tzinfo=UTC)  # the first batch's day
 PURCHASED = datetime(2026, 1, 1, tzinfo=UTC)
 USERS = 40
@@ -47,22 +49,6 @@ def parse_args() -> argparse.Namespace:
     if not 1 <= args.batches <= 300:
         parser.error("--batches must be between 1 and 300 (one day each, inside the packs' year)")
     return args
-
-
-def setup_django() -> str | None:
-    """Point Django at DATABASE_URL or a throwaway SQLite file; returns the file to delete."""
-    sys.path.insert(0, str(ROOT))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flexadmin.settings")
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    throwaway = None
-    if not os.environ.get("DATABASE_URL"):
-        handle, throwaway = tempfile.mkstemp(prefix="flexadmin-bench-", suffix=".sqlite3", dir="/tmp")
-        os.close(handle)
-        os.environ["DATABASE_URL"] = f"sqlite:///{throwaway}"
-    import django
-
-    django.setup()
-    return throwaway
 
 
 def make_team(run: str):
@@ -167,13 +153,11 @@ def timed(team, events: list[dict], now: datetime) -> tuple[float, int, list[dic
 
 def run_on_database(run, args: argparse.Namespace) -> None:
     """Set Django up on DATABASE_URL or a throwaway SQLite file, ``run(args)``, then delete the file."""
-    throwaway = setup_django()
+    throwaway = report_data.setup_django(throwaway_ok=True)
     try:
         run(args)
     finally:
-        if throwaway:
-            for suffix in ("", "-wal", "-shm", "-journal"):
-                Path(throwaway + suffix).unlink(missing_ok=True)
+        report_data.remove_throwaway(throwaway)
 
 
 def main() -> None:
@@ -182,19 +166,9 @@ def main() -> None:
 
 def run(args: argparse.Namespace) -> None:
     from django.core.management import call_command
-    from django.db import connection
 
     call_command("migrate", verbosity=0, interactive=False)
-    label = connection.vendor
-    if label == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("show server_version")
-            label += " " + cursor.fetchone()[0].split()[0]
-    else:
-        import sqlite3
-
-        label += " " + sqlite3.sqlite_version
-    print(f"database: {label} ({connection.settings_dict['NAME']}), {os.cpu_count()} cores")
+    print(f"database: {report_data.database_label()}, {os.cpu_count()} cores")
     print(f"charging {args.batches} batches of {args.events} events ({args.batches * args.events} events)")
 
     team, assigned, unassigned = make_team(uuid.uuid4().hex[:8])

@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import charge_batches as batches  # bench/ is not a package: its folder is on the path
 
-ROOT = batches.ROOT
+ROOT = batches.report_data.ROOT
 COLUMNS = ["id", "user", "product", "variant", "started_at", "ended_at", "quantity"]
 
 # The child: start Django, note the resident memory, import, print the peak (both in KiB).

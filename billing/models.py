@@ -351,7 +351,15 @@ class UsageRollup(models.Model):
             models.UniqueConstraint(fields=["team", "day", "product", "user"], name="rollup_unique_group"),
             models.CheckConstraint(condition=Q(tokens__gte=0) & Q(cloud_credits__gte=0), name="rollup_not_negative"),
         ]
-        indexes = [models.Index(fields=["team", "day"], name="rollup_team_day")]
+        indexes = [
+            models.Index(fields=["team", "day"], name="rollup_team_day"),
+            # Reports that cost the same whatever the team's history (reporting.selectors):
+            # "data as of" (the latest updated_at), the product and person filters' choices
+            # (the distinct values, a step at a time), a product's or a person's drill-down.
+            models.Index(fields=["team", "updated_at"], name="rollup_team_updated"),
+            models.Index(fields=["team", "product", "day"], name="rollup_team_product_day"),
+            models.Index(fields=["team", "user", "day"], name="rollup_team_user_day"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.team} {self.day} {self.product} {self.user_id}: {self.tokens}"
