@@ -7,6 +7,7 @@ from decimal import Decimal
 from urllib.parse import urlencode
 
 import django_tables2 as tables
+from django.db.models import F, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
@@ -456,6 +457,13 @@ class CustomerTable(tables.Table):
 
     def value_last_purchase_at(self, record: Team) -> str:
         return _local_date(record.last_purchase_at, record.tz)
+
+    def order_last_purchase_at(self, queryset: QuerySet, is_descending: bool) -> tuple[QuerySet, bool]:
+        """A customer who never bought sorts as the oldest purchase, on every database
+        (SQLite puts NULL first in ascending order, PostgreSQL last)."""
+        last = F("last_purchase_at")
+        order = last.desc(nulls_last=True) if is_descending else last.asc(nulls_first=True)
+        return queryset.order_by(order, "name"), True
 
     def render_low(self, record: Team) -> str:
         check = customer_balance_check(record)

@@ -328,6 +328,8 @@ FLEX_CLOUD_CREDITS_EXPIRE_AT = datetime.fromisoformat(
 )
 FLEX_MAX_EVENT_AGE_HOURS = env.int("FLEX_MAX_EVENT_AGE_HOURS", default=48)
 FLEX_PACK_TERM_MONTHS = env.int("FLEX_PACK_TERM_MONTHS", default=12)
+# Teams the expiry jobs close in one transaction (docs/operations.md, "Background jobs").
+FLEX_EXPIRY_TEAMS_PER_TRANSACTION = env.int("FLEX_EXPIRY_TEAMS_PER_TRANSACTION", default=100)
 FLEX_INVITATION_DAYS = env.int("FLEX_INVITATION_DAYS", default=7)
 FLEX_CSV_MAX_ROWS = env.int("FLEX_CSV_MAX_ROWS", default=2000)
 

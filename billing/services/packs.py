@@ -376,14 +376,10 @@ def grant_cloud_credits(
     return balance
 
 
-# Teams closed in one transaction by the expiry jobs.
-EXPIRY_TEAMS = 100
-
-
 def _expire(queryset: QuerySet, *, now: datetime) -> int:
     """Close every row of ``queryset`` (packs or credit balances) whose expiry has passed.
 
-    Teams are closed ``EXPIRY_TEAMS`` at a time, one transaction each: their locks are
+    Teams are closed ``FLEX_EXPIRY_TEAMS_PER_TRANSACTION`` (100) at a time, one transaction each: their locks are
     taken in id order (the order every service takes them); then one statement writes an
     expiry entry, dated at the row's own expiry, for what each due row still holds, and one
     UPDATE closes the rows. Every writer of a team's packs and credits holds the team's lock,
@@ -394,8 +390,9 @@ def _expire(queryset: QuerySet, *, now: datetime) -> int:
     due = queryset.filter(expired_at__isnull=True, expires_at__lte=now)
     team_ids = sorted(due.order_by().values_list("team_id", flat=True).distinct())
     count = 0
-    for first in range(0, len(team_ids), EXPIRY_TEAMS):
-        chunk = team_ids[first : first + EXPIRY_TEAMS]
+    size = settings.FLEX_EXPIRY_TEAMS_PER_TRANSACTION
+    for first in range(0, len(team_ids), size):
+        chunk = team_ids[first : first + size]
         with transaction.atomic():
             lock_teams(chunk)
             _write_expiry_entries(queryset.model, team_ids=chunk, now=now)

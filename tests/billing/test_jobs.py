@@ -115,11 +115,11 @@ def test_expiring_twice_writes_one_entry(job, buy, clock):
 
 
 def test_many_teams_expire_a_few_teams_a_transaction_with_the_same_few_queries_each(
-    db, clock, monkeypatch, django_assert_num_queries
+    db, clock, settings, django_assert_num_queries
 ):
     """The job closes teams in chunks; each chunk costs the same statements however many
     packs its teams hold, and every pack gets its one entry dated at its own term."""
-    monkeypatch.setattr("billing.services.packs.EXPIRY_TEAMS", 2)
+    settings.FLEX_EXPIRY_TEAMS_PER_TRANSACTION = 2
     teams = TeamFactory.create_batch(5)
     packs = [
         services.record_purchase(

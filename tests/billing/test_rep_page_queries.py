@@ -101,7 +101,9 @@ def fill(personas, *, teams: int, packs_per_team: int, tag: str) -> None:
     )
     UsageRollup.objects.bulk_create(
         [
-            UsageRollup(team=personas.team, day=(NOW - n * D).date(), product="autocad", tokens=Decimal(7))
+            UsageRollup(
+                team=personas.team, user=personas.member, day=(NOW - n * D).date(), product="autocad", tokens=Decimal(7)
+            )
             for n in range(1, 91)
         ],
         ignore_conflicts=True,
