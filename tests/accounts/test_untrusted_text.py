@@ -96,3 +96,11 @@ def test_a_notice_whose_email_fails_for_good_is_recorded_and_never_blocks_the_ot
     assert (broken.emailed_at, broken.email_error) == (None, "ValueError: the template could not be rendered")
     assert broken.email_failed_at is not None and fine.emailed_at is not None
     assert [m.subject for m in mail.outbox] == ["fine"]
+
+
+def test_possessive_names_take_an_apostrophe_only_after_an_s():
+    from core.templatetags.text import possessive
+
+    assert possessive("Acme") == "Acme's"
+    assert possessive("Initech Architects") == "Initech Architects'"
+    assert possessive("<b>Bold</b> Co") == "<b>Bold</b> Co's"  # still escaped where it is shown
