@@ -15,7 +15,7 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import DecimalField, Prefetch, Q, Sum, Value
+from django.db.models import DecimalField, OuterRef, Prefetch, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -112,6 +112,23 @@ def _old_outcomes(item: Item, charger: Charger) -> None:
         )
 
 
+def _expired(team: Team, account: str) -> Coalesce:
+    """What the expiry job took from a pack (``account="pack"``) or credit balance, net of
+    reversals: a subquery over the team's expiry entries (a few per account, found by the
+    (team, kind) index), never a sum over the account's usage entries, whose number grows
+    with the history."""
+    entries = (
+        LedgerEntry.objects.filter(team=team, kind__in=[EntryKind.EXPIRY, EntryKind.EXPIRY_REVERSAL])
+        .filter(**{account: OuterRef("pk")})
+        .order_by()
+        .values(account)
+        .annotate(total=Sum("amount"))
+        .values("total")
+    )
+    money = DecimalField(max_digits=14, decimal_places=2)
+    return Coalesce(Subquery(entries, output_field=money), Value(ZERO), output_field=money)
+
+
 def _load(*, charger: Charger, team: Team, events: list[ParsedEvent]) -> list[Item]:
     """Load the engine's state for a batch of valid new events, in a fixed number of
     queries, and return the stored events to re-price: the packs and credits that may pay
@@ -120,13 +137,14 @@ def _load(*, charger: Charger, team: Team, events: list[ParsedEvent]) -> list[It
     earliest = min(_key(e) for e in events)
     stored = _stored_items(team=team, earliest=earliest)
     users = {e.user.pk for e in events} | {i.event.user.pk for i in stored}
-    expired = Coalesce(
-        Sum("entries__amount", filter=Q(entries__kind__in=[EntryKind.EXPIRY, EntryKind.EXPIRY_REVERSAL])),
-        Value(ZERO),
-        output_field=DecimalField(max_digits=14, decimal_places=2),
+    packs = list(
+        TokenPack.objects.filter(team=team, expires_at__gt=earliest[0]).annotate(expired=_expired(team, "pack"))
     )
-    packs = list(TokenPack.objects.filter(team=team, expires_at__gt=earliest[0]).annotate(expired=expired))
-    credits = list(CloudCreditBalance.objects.filter(team=team, expires_at__gt=earliest[0]).annotate(expired=expired))
+    credits = list(
+        CloudCreditBalance.objects.filter(team=team, expires_at__gt=earliest[0]).annotate(
+            expired=_expired(team, "credit_balance")
+        )
+    )
     charger.load(
         packs=packs,
         credits=credits,
