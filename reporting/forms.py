@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
+from core.widgets import LongSelect
 from reporting.ranges import DEFAULT_RANGE, RANGE_CHOICES
 
 
@@ -14,7 +15,7 @@ class ReportForm(forms.Form):
     )
     end = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
     product = forms.ChoiceField(required=False, label="Product")
-    user = forms.TypedChoiceField(required=False, label="User", coerce=int, empty_value=None)
+    user = forms.TypedChoiceField(required=False, label="User", coerce=int, empty_value=None, widget=LongSelect)
 
     def __init__(self, *args, products: dict[str, str], people: list[dict] | None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
