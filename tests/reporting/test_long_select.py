@@ -9,7 +9,7 @@ from django import forms
 
 from core.widgets import LongSelect
 
-CHOICES = [("", "All users"), ("1", "Ann <b>&</b> \"Co\""), ("2", "Bob"), ("10", "User 10")]
+CHOICES = [("", "All users"), ("1", 'Ann <b>&</b> "Co"'), ("2", "Bob"), ("10", "User 10")]
 
 
 def form_class(widget):
