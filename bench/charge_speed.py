@@ -14,7 +14,7 @@ database's own speed:
 
 - **executemany**: the usage events, charges and ledger entries one batch wrote, as plain
   tuples, through ``cursor.executemany`` of an ``INSERT`` (a plain psycopg 3 cursor:
-  server-side binding, pipelined; Django's client-side binding cursor is about 3x slower);
+  server-side binding, pipelined; Django's client-side binding cursor is slower);
 - **COPY**: the same rows through ``COPY ... FROM STDIN`` (psycopg 3).
 
 Both take their ids from the tables' sequences first (one query per table, as the charges
@@ -83,7 +83,7 @@ def raw_write(rows: dict, *, team_id: int, pack_id: int, prefix: str, copy: bool
     ]
     with transaction.atomic(), connection.cursor() as cursor:
         # psycopg's own cursor: server-side binding, executemany pipelined (Django's cursor
-        # binds on the client side and is some 3x slower at this).
+        # binds on the client side and is slower at this).
         raw = psycopg.Cursor(connection.connection)
         ids = {}
         for table, key in (("billing_usageevent", "events"), ("billing_charge", "charges")):
@@ -140,20 +140,24 @@ def run(args: argparse.Namespace) -> None:
     )
     per_run: dict[str, list[float]] = {mode: [] for mode in MODES}
     ratios: dict[str, list[float]] = {"executemany": [], "copy": []}
+    cpu_share: list[float] = []
     for number in range(args.runs):
         seconds = dict.fromkeys(MODES, 0.0)
+        cpu = 0.0  # this process's CPU time in log_usage: Python, psycopg's client side
         for b in range(args.batches):
             index = number * args.batches + b
             order = MODES[index % 3 :] + MODES[: index % 3]
             for mode in order:
-                started = time.perf_counter()
+                started, cpu_started = time.perf_counter(), time.process_time()
                 if mode == "log_usage":
                     services.log_usage(team=team, events=batches[index + 1], now=now, historical=True)
+                    cpu += time.process_time() - cpu_started
                 else:
                     prefix, copy = f"{mode}{index}-", mode == "copy"
                     raw_write(rows, team_id=other.pk, pack_id=other_pack.pk, prefix=prefix, copy=copy)
                 seconds[mode] += time.perf_counter() - started
         speed = {mode: args.batches * size / seconds[mode] for mode in MODES}
+        cpu_share.append(cpu / seconds["log_usage"])
         for mode in MODES:
             per_run[mode].append(speed[mode])
         for mode in ratios:
@@ -161,7 +165,8 @@ def run(args: argparse.Namespace) -> None:
         print(
             f"run {number + 1}: log_usage {speed['log_usage']:,.0f} events/s, executemany "
             f"{speed['executemany']:,.0f}/s, COPY {speed['copy']:,.0f}/s; ratio "
-            f"{ratios['executemany'][-1]:.2f}x executemany, {ratios['copy'][-1]:.2f}x COPY"
+            f"{ratios['executemany'][-1]:.2f}x executemany, {ratios['copy'][-1]:.2f}x COPY; "
+            f"log_usage spent {cpu_share[-1]:.0%} of its time on this process's CPU"
         )
 
     def spread(values: list[float], fmt: str) -> str:
@@ -173,6 +178,7 @@ def run(args: argparse.Namespace) -> None:
     print(f"  COPY:        {spread(per_run['copy'], ',.0f')} events/s")
     print(f"  log_usage / executemany: {spread(ratios['executemany'], '.2f')}")
     print(f"  log_usage / COPY:        {spread(ratios['copy'], '.2f')}")
+    print(f"  log_usage on this process's CPU: {spread([100 * c for c in cpu_share], '.0f')} % of its time")
 
 
 if __name__ == "__main__":
