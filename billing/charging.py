@@ -301,7 +301,7 @@ class Charger:
                 return []
             return [ChargeOutcome(at=event.started_at, status=EventStatus.DENIED, reason="insufficient_balance")]
         if rate.charge_type == ChargeType.PER_RESULT:
-            unit = self.rates.variant_tokens(rate, event.variant) if rate.variants.all() else rate.tokens
+            unit = self.rates.variant_tokens(rate, event.variant) if self.rates.variants(rate) else rate.tokens
             # Rate x quantity may have four decimals: rounded half-even to the cent.
             cost = (unit * event.quantity).quantize(CENT, rounding=ROUND_HALF_EVEN)
             return [self._pay(cost=cost, moment=event.started_at, credits_first=rate.cloud_credit_eligible)]

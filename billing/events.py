@@ -282,7 +282,7 @@ def rule_problems(
                     f"ended_at is required for the daily product {product}.",
                 )
             )
-        known = [v.code for v in rate.variants.all()]
+        known = list(rates.variants(rate))
         needs_variant = rate.charge_type == ChargeType.PER_RESULT and known and "variant" not in unreadable
         if needs_variant and rates.variant_tokens(rate, event.variant) is None:
             listed = ", ".join(known)

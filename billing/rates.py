@@ -19,6 +19,10 @@ class RateBook:
         for rate in sorted(rates, key=lambda r: r.effective_from):
             self._rows[rate.code].append(rate)
         self._starts = {code: [r.effective_from for r in rows] for code, rows in self._rows.items()}
+        # Each row's variants (code -> tokens), read once: charging asks for every event.
+        self._variants = {
+            id(rate): {v.code: v.tokens for v in rate.variants.all()} for rows in self._rows.values() for rate in rows
+        }
 
     @classmethod
     def load(cls, codes: Iterable[str] | None = None) -> RateBook:
@@ -35,9 +39,10 @@ class RateBook:
         index = bisect_right(self._starts.get(code, []), moment)
         return self._rows[code][index - 1] if index else None
 
-    @staticmethod
-    def variant_tokens(rate: Rate, variant: str) -> Decimal | None:
-        for candidate in rate.variants.all():
-            if candidate.code == variant:
-                return candidate.tokens
-        return None
+    def variants(self, rate: Rate) -> dict[str, Decimal]:
+        """The rate row's variants: tokens by code, in the row's order (empty when none)."""
+        found = self._variants.get(id(rate))
+        return found if found is not None else {v.code: v.tokens for v in rate.variants.all()}
+
+    def variant_tokens(self, rate: Rate, variant: str) -> Decimal | None:
+        return self.variants(rate).get(variant)

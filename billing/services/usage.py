@@ -26,7 +26,7 @@ from accounts.services import lock_team
 from billing.alerts import request_balance_check
 from billing.charging import ChargeOutcome, Charger, Draw, Item, account_key, outcome_summary, same_outcomes, summarise
 from billing.events import MAX_BATCH, EventError, ParsedEvent, parse_event
-from billing.ledger import ledger_entry
+from billing.ledger import ledger_entry, ledger_fields
 from billing.models import (
     Charge,
     ChargeType,
@@ -41,6 +41,7 @@ from billing.models import (
 )
 from billing.rates import RateBook
 from billing.rollups import RollupDelta
+from core.bulk import insert_rows, reserve_ids
 from core.money import ZERO, fmt
 
 
@@ -278,32 +279,99 @@ def _charge(*, team: Team, events: list[ParsedEvent], now: datetime, historical:
     return changes
 
 
+# The columns batch charging writes, one plain tuple per row (``core.bulk.insert_rows``).
+EVENT_COLUMNS = (
+    "team_id",
+    "event_id",
+    "user_id",
+    "product",
+    "variant",
+    "started_at",
+    "ended_at",
+    "quantity",
+    "status",
+    "reason",
+    "tokens",
+    "cloud_credits",
+    "refunded_at",
+    "result",
+    "refund",
+    "received_at",
+    "adjustments",
+)
+CHARGE_COLUMNS = ("event_id", "at", "status", "reason", "tokens", "cloud_credits", "superseded_at")
+WINDOW_COLUMNS = ("team_id", "user_id", "product", "opened_at", "closes_at", "charge_id")
+ENTRY_COLUMNS = (
+    "team_id",
+    "pack_id",
+    "credit_balance_id",
+    "kind",
+    "amount",
+    "at",
+    "event_id",
+    "charge_id",
+    "actor_id",
+    "note",
+    "created_at",
+)
+
+
+def _event_row(team: Team, event: ParsedEvent, result: dict, now: datetime) -> tuple:
+    return (
+        team.pk,
+        event.id,
+        event.user.pk,
+        event.product,
+        event.variant,
+        event.started_at,
+        event.ended_at,
+        event.quantity,
+        result["status"],
+        result["reason"],
+        Decimal(result["tokens"]),
+        Decimal(result["cloud_credits"]),
+        None,
+        result,
+        None,
+        now,
+        [],
+    )
+
+
+def _charge_row(event_pk: int, outcome: ChargeOutcome) -> tuple:
+    return (event_pk, outcome.at, outcome.status, outcome.reason, outcome.tokens, outcome.credits, None)
+
+
+def _window_row(window: UsageWindow, charge_pk: int) -> tuple:
+    return (window.team_id, window.user_id, window.product, window.opened_at, window.closes_at, charge_pk)
+
+
+def _entry_row(created_at: datetime, **entry) -> tuple:
+    """A ledger entry as a row: its columns from ``billing.ledger.ledger_fields`` (the sign
+    rule's one home), the rest empty."""
+    fields = {"actor_id": None, "note": "", "created_at": created_at, "event_id": None, "charge_id": None}
+    fields.update(ledger_fields(**entry))
+    return tuple(fields[column] for column in ENTRY_COLUMNS)
+
+
 def _write(*, team: Team, charger: Charger, changes: Changes, now: datetime) -> None:
-    """Persist a batch's outcome and its re-pricing with a fixed number of bulk statements."""
+    """Persist a batch's outcome and its re-pricing with a fixed number of bulk statements:
+    events, charges, windows and ledger entries as plain rows (``core.bulk.insert_rows``),
+    the events' and charges' ids reserved first in one statement (``core.bulk.reserve_ids``)."""
     if not changes.new and not changes.repriced:
         return
-    event_rows = [
-        UsageEvent(
-            team=team,
-            event_id=event.id,
-            user=event.user,
-            product=event.product,
-            variant=event.variant,
-            started_at=event.started_at,
-            ended_at=event.ended_at,
-            quantity=event.quantity,
-            status=result["status"],
-            reason=result["reason"],
-            tokens=Decimal(result["tokens"]),
-            cloud_credits=Decimal(result["cloud_credits"]),
-            result=result,
-            received_at=now,
-        )
-        for event, _, result in changes.new
-    ]
-    UsageEvent.objects.bulk_create(event_rows)
+    created_at = timezone.now()  # the entries' creation time, as the model's default gives it
+    count = sum(len(outcomes) for _, outcomes, _ in changes.new) + sum(len(o) for _, o, _ in changes.repriced)
+    ids = reserve_ids({UsageEvent: len(changes.new), Charge: count})
+    event_ids = ids.get(UsageEvent, [])
+    insert_rows(
+        UsageEvent,
+        EVENT_COLUMNS,
+        [_event_row(team, event, result, now) for event, _, result in changes.new],
+        ids=event_ids,
+    )
     rollup = RollupDelta(team)
-    entries: list[LedgerEntry] = []
+    entries: list[tuple] = []
     drawn: dict[tuple[str, int], Decimal] = defaultdict(Decimal)  # new draws minus draws given back
     # Re-priced events: their charges are superseded, each draw given back to what paid it.
     superseded = []
@@ -323,13 +391,14 @@ def _write(*, team: Team, charger: Charger, changes: Changes, now: datetime) -> 
             for draw in outcome.draws:
                 drawn[account_key(draw.account)] -= draw.amount
                 entries.append(
-                    ledger_entry(
+                    _entry_row(
+                        created_at,
                         kind=EntryKind.REPRICE,
                         amount=draw.amount,
                         account=draw.account,
                         at=outcome.at,
-                        event=row,
-                        charge=outcome.row,
+                        event_id=row.pk,
+                        charge_id=outcome.row.pk,
                         note=f"Re-priced after the late event {record['after']}"[:300],
                     )
                 )
@@ -344,36 +413,29 @@ def _write(*, team: Team, charger: Charger, changes: Changes, now: datetime) -> 
             [item.stored for item, _, _ in changes.repriced],
             ["status", "reason", "tokens", "cloud_credits", "adjustments"],
         )
-    charges, windows = [], []
-    charged = [(event, row, outcomes) for (event, outcomes, _), row in zip(changes.new, event_rows, strict=True)]
-    charged += [(item.event, item.stored, outcomes) for item, outcomes, _ in changes.repriced]
-    for event, row, outcomes in charged:
+    charged = [(event, pk, outcomes) for (event, outcomes, _), pk in zip(changes.new, event_ids, strict=True)]
+    charged += [(item.event, item.stored.pk, outcomes) for item, outcomes, _ in changes.repriced]
+    charges = [(event_pk, outcome) for _, event_pk, outcomes in charged for outcome in outcomes]
+    for event, _, outcomes in charged:
         for outcome in outcomes:
-            charge = Charge(
-                event=row,
-                at=outcome.at,
-                status=outcome.status,
-                reason=outcome.reason,
-                tokens=outcome.tokens,
-                cloud_credits=outcome.credits,
-            )
-            charges.append((charge, outcome))
             rollup.add(outcome.at, event.product, event.user.pk, outcome)
-    Charge.objects.bulk_create([c for c, _ in charges])
-    for charge, outcome in charges:
+    charge_ids = ids.get(Charge, [])
+    insert_rows(Charge, CHARGE_COLUMNS, [_charge_row(pk, outcome) for pk, outcome in charges], ids=charge_ids)
+    windows = []
+    for charge_pk, (event_pk, outcome) in zip(charge_ids, charges, strict=True):
         if outcome.window is not None:
-            outcome.window.charge = charge
-            windows.append(outcome.window)
+            windows.append(_window_row(outcome.window, charge_pk))
         for draw in outcome.draws:
             drawn[account_key(draw.account)] += draw.amount
             entries.append(
-                ledger_entry(
+                _entry_row(
+                    created_at,
                     kind=EntryKind.USAGE,
                     amount=draw.amount,
                     account=draw.account,
                     at=outcome.at,
-                    event=charge.event,
-                    charge=charge,
+                    event_id=event_pk,
+                    charge_id=charge_pk,
                 )
             )
     changed = []
@@ -391,10 +453,10 @@ def _write(*, team: Team, charger: Charger, changes: Changes, now: datetime) -> 
             kind = EntryKind.EXPIRY_REVERSAL if amount > 0 else EntryKind.EXPIRY
             note = "Expiry reversed for late usage from before it" if amount > 0 else "Expired unused (re-priced)"
             entries.append(
-                ledger_entry(kind=kind, amount=abs(amount), account=account, at=account.expires_at, note=note)
+                _entry_row(created_at, kind=kind, amount=abs(amount), account=account, at=account.expires_at, note=note)
             )
-    UsageWindow.objects.bulk_create(windows)
-    LedgerEntry.objects.bulk_create(entries)
+    insert_rows(UsageWindow, WINDOW_COLUMNS, windows)
+    insert_rows(LedgerEntry, ENTRY_COLUMNS, entries)
     TokenPack.objects.bulk_update([a for a in changed if isinstance(a, TokenPack)], ["remaining"])
     CloudCreditBalance.objects.bulk_update([a for a in changed if isinstance(a, CloudCreditBalance)], ["remaining"])
     rollup.save(now=now)
