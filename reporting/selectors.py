@@ -14,6 +14,7 @@ from django.db.models.functions import Coalesce, TruncWeek
 from accounts.models import Team, User
 from billing.models import EventStatus, Rate, UsageEvent, UsageRollup
 from core.money import ZERO
+from reporting.filters import RollupFilter
 
 MONEY = DecimalField(max_digits=14, decimal_places=2)
 # A user "used" a product on a day when something was charged; denials are counted apart.
@@ -23,16 +24,13 @@ USED = Q(charges__gt=0)
 def _rollups(
     *, team: Team, start: date | None, end: date | None, product: str | None = None, user_id: int | None = None
 ) -> QuerySet[UsageRollup]:
-    rows = UsageRollup.objects.filter(team=team)
-    if product:
-        rows = rows.filter(product=product)
-    if user_id is not None:
-        rows = rows.filter(user_id=user_id)
-    if start is not None:
-        rows = rows.filter(day__gte=start)
-    if end is not None:
-        rows = rows.filter(day__lte=end)
-    return rows
+    """The team's rollup rows in the range, of the product and the person when given."""
+    selection = {"start": start, "end": end, "product": product or "", "user": user_id}
+    rows = RollupFilter(
+        {name: value for name, value in selection.items() if value not in (None, "")},
+        queryset=UsageRollup.objects.filter(team=team),
+    )
+    return rows.qs
 
 
 def _totals() -> dict:

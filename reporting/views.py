@@ -12,6 +12,7 @@ import itertools
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django import forms
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -24,7 +25,7 @@ from accounts.access import Perm, TeamAccess, customer_view, team_view
 from accounts.models import Membership, Team
 from core.money import fmt as amount_text
 from reporting import charts, exports, selectors
-from reporting.forms import ReportForm
+from reporting.filters import ReportFilter
 from reporting.ranges import DEFAULT_RANGE, Period, resolve
 from reporting.tables import (
     BucketTable,
@@ -72,7 +73,7 @@ class Report:
     """What every report page shares: the team, the range, the filters and the tabs."""
 
     team: Team
-    form: ReportForm
+    form: forms.Form
     period: Period
     product: str | None
     user_id: int | None
@@ -122,7 +123,7 @@ def _report(request: HttpRequest, team: Team, *, rep: bool = False) -> Report:
         people = _labelled(selectors.report_people(team=team), team)
         if not team.report_names:
             people.sort(key=lambda person: person["user_id"])  # not in the order of their names
-    form = ReportForm(request.GET or None, products=products, people=people)
+    form = ReportFilter(request.GET or None, products=products, people=people).form
     data = form.cleaned_data if form.is_bound and form.is_valid() else {}
     period = resolve(
         data.get("range") or DEFAULT_RANGE,

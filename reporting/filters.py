@@ -1,0 +1,75 @@
+"""The reports' filters (django-filter).
+
+- :class:`RollupFilter`: which usage-rollup rows a report reads (a day range, a product, a
+  person). Every reporting selector reads its rows through it (``reporting.selectors``), so
+  the pages, the exports and the API filter alike.
+- :class:`ReportFilter`: the range and filters of a report page, carried across the tabs in
+  the URL: its form validates and renders them; the view turns the range into days
+  (``reporting.ranges.resolve``) and hands them to the selectors.
+"""
+
+from __future__ import annotations
+
+import django_filters
+from django import forms
+
+from billing.models import UsageRollup
+from core.widgets import LongSelect
+from reporting.ranges import DEFAULT_RANGE, RANGE_CHOICES
+
+DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+
+
+class RollupFilter(django_filters.FilterSet):
+    start = django_filters.DateFilter(field_name="day", lookup_expr="gte")
+    end = django_filters.DateFilter(field_name="day", lookup_expr="lte")
+    product = django_filters.CharFilter(field_name="product")
+    user = django_filters.NumberFilter(field_name="user_id")
+
+    class Meta:
+        model = UsageRollup
+        fields: list[str] = []
+
+
+class ReportForm(forms.Form):
+    """The page filter's form: a custom range needs a first or a last day, in order."""
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("range") == "custom":
+            if not data.get("start") and not data.get("end"):
+                self.add_error("start", "Give a first day, a last day or both.")
+            elif data.get("start") and data.get("end") and data["start"] > data["end"]:
+                self.add_error("end", "The last day lies before the first.")
+        return data
+
+
+class ReportFilter(django_filters.FilterSet):
+    # The range is turned into days by the view (it depends on the team's today and
+    # contract); the rows are filtered by the selectors, through RollupFilter.
+    range = django_filters.ChoiceFilter(
+        choices=RANGE_CHOICES, empty_label=None, initial=DEFAULT_RANGE, label="Range", method="by_selectors"
+    )
+    start = django_filters.DateFilter(label="From", widget=DATE, method="by_selectors")
+    end = django_filters.DateFilter(label="To", widget=DATE, method="by_selectors")
+    product = django_filters.ChoiceFilter(label="Product", empty_label="All products", method="by_selectors")
+    user = django_filters.TypedChoiceFilter(
+        label="User", coerce=int, empty_value=None, widget=LongSelect, method="by_selectors"
+    )
+
+    class Meta:
+        model = UsageRollup
+        fields: list[str] = []
+        form = ReportForm
+
+    def __init__(self, data=None, *, products: dict[str, str], people: list[dict] | None) -> None:
+        super().__init__(data, queryset=UsageRollup.objects.none())
+        self.filters["product"].extra["choices"] = list(products.items())
+        if people is None:
+            del self.filters["user"]  # Standard plan, or a reseller's rep: no person filter at all
+        else:
+            people_choices = [(str(p["user_id"]), p["label"]) for p in people]
+            self.filters["user"].extra["choices"] = [("", "All users"), *people_choices]
+
+    def by_selectors(self, queryset, name, value):
+        return queryset
