@@ -39,12 +39,20 @@ def pytest_runtest_makereport(item, call):
 @pytest.fixture(autouse=True)
 def _tasks_run_in_process(settings):
     """Tasks run where they are enqueued unless a test asks for a real worker."""
+    from celery.result import _set_task_join_will_block
+
     from flexadmin.celery import app
 
     previous = app.conf.task_always_eager
     app.conf.task_always_eager = True
     yield
     app.conf.task_always_eager = previous
+    # An eager task runs under Celery's "no result.get() in a task" flag, a process-wide
+    # global it saves and restores; threads running eager tasks at once (the concurrency
+    # tests) can restore it in the wrong order and leave it set, so that a later test's
+    # result.get() fails with "Never call result.get() within a task!". Outside a task it
+    # is always off.
+    _set_task_join_will_block(False)
 
 
 @dataclass
