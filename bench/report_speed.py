@@ -55,8 +55,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=20_000, help="without --team: charged events to generate")
     parser.add_argument("--runs", type=int, default=25, help="timed runs of each page (default 25)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed runs first (default 3)")
+    parser.add_argument(
+        "--raw-runs", type=int, help="time the raw GROUP BYs (seconds each on a big team) in this many runs only"
+    )
     parser.add_argument("--ranges", default="12m,30d", help="range keys, comma-separated (default 12m,30d)")
     args = parser.parse_args()
+    if args.raw_runs is not None and args.raw_runs < 1:
+        parser.error("--raw-runs must be at least 1")
     if args.runs < 2:
         parser.error("--runs must be at least 2")
     return args
@@ -139,11 +144,13 @@ def run(args: argparse.Namespace) -> None:
             replay_raw(target.raw)
 
     started = time.perf_counter()
-    for _ in range(args.runs):
+    raw_runs = args.runs if args.raw_runs is None else min(args.raw_runs, args.runs)
+    for run_number in range(args.runs):
         for target in targets:
             target.page_ms.append(timed(lambda t=target: fetch(t)))
             target.sql_ms.append(timed(lambda t=target: replay(t.sql)))
-            target.raw_ms.append(timed(lambda t=target: replay_raw(t.raw)))
+            if run_number < raw_runs:
+                target.raw_ms.append(timed(lambda t=target: replay_raw(t.raw)))
     print(f"{args.runs} runs after {args.warmup} warm-up runs, {time.perf_counter() - started:.0f} s; load {_load()}")
     report(targets)
     connect = []

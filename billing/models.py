@@ -359,10 +359,100 @@ class UsageRollup(models.Model):
             models.Index(fields=["team", "updated_at"], name="rollup_team_updated"),
             models.Index(fields=["team", "product", "day"], name="rollup_team_product_day"),
             models.Index(fields=["team", "user", "day"], name="rollup_team_user_day"),
+            # Denials per day and person: the few rows with a denial, not every row of the range.
+            models.Index(fields=["team", "day"], condition=Q(denials__gt=0), name="rollup_team_day_denied"),
         ]
 
     def __str__(self) -> str:
         return f"{self.team} {self.day} {self.product} {self.user_id}: {self.tokens}"
+
+
+class _SizedRollup(models.Model):
+    """What every rollup sized to a question holds: the usage rollup's amounts summed over
+    its grain. Written only by ``billing.rollups``, in the charge's transaction, from the
+    changes it writes to ``UsageRollup``; ``check_ledger`` compares each with its sum."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
+    tokens = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    cloud_credits = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    charges = models.PositiveIntegerField(default=0)
+    denials = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class ProductDayRollup(_SizedRollup):
+    """Per team, day and product (a few thousand rows a year): Summary, By Product, the charts
+    and the by-day tables. ``users``: the people charged for the product that day."""
+
+    day = models.DateField()
+    product = models.SlugField(max_length=64)
+    users = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["team", "day", "product"], name="productday_unique_group"),
+            models.CheckConstraint(
+                condition=Q(tokens__gte=0) & Q(cloud_credits__gte=0), name="productday_not_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.team} {self.day} {self.product}: {self.tokens}"
+
+
+class DayRollup(models.Model):
+    """Per team and day: the people charged that day, whatever the product (the by-day
+    report's users; the amounts are ``ProductDayRollup``'s)."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    users = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["team", "day"], name="dayrollup_unique_group")]
+
+    def __str__(self) -> str:
+        return f"{self.team} {self.day}: {self.users} users"
+
+
+class ProductUserMonthRollup(_SizedRollup):
+    """Per team, month (its first day), product and person (a row per person and product
+    used in a month): By User and the people counts over whole months. ``days``: the days
+    the person was charged for the product in the month."""
+
+    month = models.DateField()
+    product = models.SlugField(max_length=64)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    days = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["team", "month", "product", "user"], name="productusermonth_unique_group"),
+            models.CheckConstraint(
+                condition=Q(tokens__gte=0) & Q(cloud_credits__gte=0), name="productusermonth_not_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.team} {self.month:%Y-%m} {self.product} {self.user_id}: {self.tokens}"
+
+
+class UserMonthRollup(models.Model):
+    """Per team, month and person: the days the person was charged, whatever the product
+    (By User's days used over whole months)."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
+    month = models.DateField()
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    days = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["team", "month", "user"], name="usermonth_unique_group")]
+
+    def __str__(self) -> str:
+        return f"{self.team} {self.month:%Y-%m} {self.user_id}: {self.days} days"
 
 
 class EntryKind(models.TextChoices):

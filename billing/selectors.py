@@ -6,7 +6,9 @@ of packs, entries or events (no per-row queries).
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -45,6 +47,7 @@ from billing.models import (
     pack_status_expression,
     pay_order_key,
 )
+from billing.rollups import SIZED_ROLLUPS, SizedRollup
 from core.money import ZERO
 from core.money import to_cents as _money
 
@@ -253,15 +256,19 @@ def ledger_check(*, now: datetime | None = None) -> LedgerCheck:
       cloud credits (and refund entries that add up to its refund, when refunded); an event
       that was not charged has entries that cancel out (re-priced) or none;
     - the report rollups add up, per team, to the raw ledger: tokens on packs and credits on
-      credit balances, usage minus refunds.
+      credit balances, usage minus refunds;
+    - each rollup sized to a question (``billing.rollups.SIZED_ROLLUPS``) holds, group by
+      group, the sums of the daily rollup (read a team at a time: memory grows with one
+      team's groups, not with the number of teams).
 
-    Six aggregate queries, whatever the size of the ledger (tests/billing/test_query_bounds.py).
+    Fourteen aggregate queries, whatever the size of the ledger (tests/billing/test_commands.py).
     """
     now = now or timezone.now()
     result = LedgerCheck()
     _check_accounts(result, now=now)
     _check_events(result)
     _check_rollups(result)
+    _check_sized_rollups(result)
     result.entries = LedgerEntry.objects.count()
     return result
 
@@ -388,6 +395,67 @@ def _check_rollups(result: LedgerCheck) -> None:
                     f"Team {slugs[team_id]}: usage rollups total {rollup} {unit}, but the ledger's usage minus"
                     f" refunds is {ledger} {unit}."
                 )
+
+
+SHOWN_PER_ROLLUP = 20  # differences listed per sized rollup; the rest are counted
+
+
+def sized_rollup_violations() -> list[str]:
+    """How the rollups sized to a question differ from the daily rollup's sums (empty: they
+    don't); part of ``ledger_check``. Eight queries."""
+    result = LedgerCheck()
+    _check_sized_rollups(result)
+    return result.violations
+
+
+def _check_sized_rollups(result: LedgerCheck) -> None:
+    teams: dict[int, list[str]] = defaultdict(list)
+    for sized in SIZED_ROLLUPS:
+        wrong = 0
+        streams = (sized.expected(), sized.stored())
+        for team_id, expected, stored in _by_team(*streams, key=sized.key):
+            for key in expected.keys() | stored.keys():
+                line = _difference(sized, key, expected.get(key, {}), stored.get(key, {}))
+                if line is not None:
+                    wrong += 1
+                    if wrong <= SHOWN_PER_ROLLUP:
+                        teams[team_id].append(line)
+        if wrong > SHOWN_PER_ROLLUP:
+            teams[0].append(f"{wrong - SHOWN_PER_ROLLUP} more groups of the rollup per {sized.label} differ.")
+    slugs = dict(Team.objects.filter(pk__in=teams).values_list("pk", "slug")) if teams else {}
+    for team_id, lines in teams.items():
+        result.violations += [f"Team {slugs[team_id]}: {line}" if team_id else line for line in lines]
+
+
+def _difference(sized: SizedRollup, key: tuple, expected: dict, stored: dict) -> str | None:
+    """How one group of a sized rollup differs from the daily rollup's sums (None: it doesn't).
+    A missing group holds zeros."""
+    wrong = [(c, stored.get(c, 0), expected.get(c, 0)) for c in sized.sums if stored.get(c, 0) != expected.get(c, 0)]
+    if not wrong:
+        return None
+    group = ", ".join(str(part) for part in key)
+    found = ", ".join(f"{column} {have}" for column, have, _ in wrong)
+    wanted = ", ".join(f"{column} {want}" for column, _, want in wrong)
+    return f"the rollup per {sized.label} ({group}) holds {found}, but the daily rollup sums to {wanted}."
+
+
+def _by_team(
+    expected: Iterator[dict], stored: Iterator[dict], *, key: tuple[str, ...]
+) -> Iterator[tuple[int, dict, dict]]:
+    """Two streams of rollup groups ordered by team, a team at a time: (team, its expected
+    groups by key, its stored groups by key)."""
+    streams = [itertools.groupby(rows, key=lambda row: row["team_id"]) for rows in (expected, stored)]
+    heads = [next(stream, None) for stream in streams]
+    while any(heads):
+        team_id = min(head[0] for head in heads if head)
+        groups = []
+        for i, head in enumerate(heads):
+            if head and head[0] == team_id:
+                groups.append({tuple(row[name] for name in key): row for row in head[1]})
+                heads[i] = next(streams[i], None)
+            else:
+                groups.append({})
+        yield team_id, groups[0], groups[1]
 
 
 # --- API reads ------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
 """Inserting many rows fast: plain tuples for a model's columns, no model instances.
+(``upsert_rows`` at the end adds rows into tables keyed by a unique constraint.)
 
 ``insert_rows(model, columns, rows)`` writes ``rows`` (tuples of Python values, in the
 order of ``columns``: attribute names such as ``"team_id"``) into the model's table. Every
@@ -25,6 +26,7 @@ through ``connection.execute_wrapper`` like any other statement, so query counts
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import connections, models
@@ -170,3 +172,108 @@ def _logged(cursor, sql: str, rows: Sequence[tuple], run: Callable[[], None]) ->
             cursor._execute_with_wrappers(sql, rows, True, executor)
     else:
         cursor._execute_with_wrappers(sql, rows, True, executor)
+
+
+@dataclass(frozen=True)
+class Upsert:
+    """Rows to add into a table keyed by a unique constraint: a new key is inserted; an
+    existing one gets ``add``'s columns added to it and ``replace``'s set. Each row is a
+    tuple of ``key``, then ``add``, then ``replace`` values (attribute names, as
+    ``insert_rows``'s columns). Keys must be unique within ``rows``."""
+
+    model: Model
+    key: Sequence[str]
+    add: Sequence[str]
+    rows: Sequence[tuple]
+    replace: Sequence[str] = ()
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.key, *self.add, *self.replace]
+
+
+def upsert_rows(*upserts: Upsert, using: str = "default") -> None:
+    """Write every ``Upsert``, adding in the database (``column = column + change``).
+
+    A row whose changes are all zero or more is inserted, or added to the row it clashes
+    with (``INSERT ... ON CONFLICT DO UPDATE``). A row with a negative change is added to
+    the row that exists (``UPDATE``): a proposed new row must pass the table's CHECKs before
+    the database looks for a clash, so a negative one would fail even where it was only
+    meant to be added. The caller keeps that row in existence (a rollup takes back only
+    what it counted).
+
+    - **PostgreSQL**: one statement for all of them, whatever the number of rows: each
+      part's rows travel as one array per column (``unnest``), the parts joined as
+      data-modifying ``WITH`` queries.
+    - **SQLite**: one ``executemany`` per part.
+    """
+    connection = connections[using]
+    parts = []
+    for upsert in upserts:
+        width = len(upsert.key)
+        changes = slice(width, width + len(upsert.add))
+        taken = [row for row in upsert.rows if any(value < 0 for value in row[changes])]
+        added = [row for row in upsert.rows if not any(value < 0 for value in row[changes])]
+        parts += [(upsert, rows, sql) for rows, sql in ((added, _insert_sql), (taken, _update_sql)) if rows]
+    if not parts:
+        return
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            statements, params = [], []
+            for upsert, rows, sql in parts:
+                statements.append(sql(upsert, connection))
+                fields = [upsert.model._meta.get_field(name) for name in upsert.columns]
+                params += [list(values) for values in zip(*_converted(rows, fields, connection), strict=True)]
+            heads = [f"w{i} AS ({statement})" for i, statement in enumerate(statements[:-1])]
+            cursor.execute((f"WITH {', '.join(heads)} " if heads else "") + statements[-1], params)
+            return
+        if connection.vendor != "sqlite":
+            raise NotImplementedError(f"upsert_rows supports PostgreSQL and SQLite, not {connection.vendor}.")
+        for upsert, rows, sql in parts:
+            fields = [upsert.model._meta.get_field(name) for name in upsert.columns]
+            rows = _converted(rows, fields, connection)
+            if sql is _update_sql:  # SET's values first, then the key's
+                width = len(upsert.key)
+                rows = [(*row[width:], *row[:width]) for row in rows]
+            cursor.executemany(sql(upsert, connection), rows)
+
+
+def _names(upsert: Upsert, connection) -> tuple[str, dict[str, str], list]:
+    meta = upsert.model._meta
+    quote = connection.ops.quote_name
+    fields = [meta.get_field(name) for name in upsert.columns]
+    return quote(meta.db_table), {f.attname: quote(f.column) for f in fields}, fields
+
+
+def _insert_sql(upsert: Upsert, connection) -> str:
+    """One part's ``INSERT ... ON CONFLICT DO UPDATE``."""
+    table, column, fields = _names(upsert, connection)
+    names = ", ".join(column.values())
+    key = ", ".join(column[name] for name in upsert.key)
+    sets = [f"{column[n]} = {table}.{column[n]} + EXCLUDED.{column[n]}" for n in upsert.add]
+    sets += [f"{column[n]} = EXCLUDED.{column[n]}" for n in upsert.replace]
+    conflict = f"ON CONFLICT ({key}) DO UPDATE SET {', '.join(sets)}"
+    # Identifiers and types come from the model, quoted; values travel as parameters.
+    if connection.vendor == "postgresql":
+        arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields)
+        return f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) {conflict}"  # noqa: S608
+    marks = ", ".join(["%s"] * len(fields))
+    return f"INSERT INTO {table} ({names}) VALUES ({marks}) {conflict}"  # noqa: S608
+
+
+def _update_sql(upsert: Upsert, connection) -> str:
+    """One part's ``UPDATE`` of rows that exist."""
+    table, column, fields = _names(upsert, connection)
+    if connection.vendor == "postgresql":
+        arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields)
+        given = ", ".join(column.values())
+        sets = [f"{column[n]} = {table}.{column[n]} + given.{column[n]}" for n in upsert.add]
+        sets += [f"{column[n]} = given.{column[n]}" for n in upsert.replace]
+        match = " AND ".join(f"{table}.{column[n]} = given.{column[n]}" for n in upsert.key)
+        return (
+            f"UPDATE {table} SET {', '.join(sets)} "  # noqa: S608
+            f"FROM unnest({arrays}) AS given({given}) WHERE {match}"
+        )
+    sets = [f"{column[n]} = {column[n]} + %s" for n in upsert.add] + [f"{column[n]} = %s" for n in upsert.replace]
+    match = " AND ".join(f"{column[n]} = %s" for n in upsert.key)
+    return f"UPDATE {table} SET {', '.join(sets)} WHERE {match}"  # noqa: S608

@@ -8,6 +8,10 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 
+from django.utils.html import format_html_join
+
+from core.money import tokens_text
+
 WIDTH, HEIGHT, TOP = 720, 180, 8  # the plot; labels go below it
 SERIES = 8  # colours in portal.css (.series-0 ... .series-7); more products share the last
 
@@ -25,11 +29,13 @@ class Bucket:
 
 
 def bucket_size(start: date, end: date) -> str:
-    """Days up to three months, weeks up to about 14 months, months beyond."""
+    """Days up to about six weeks (the past 30 days, a month), weeks up to about six months
+    (the last 3 and 6 months), months beyond (9 and 12 months, the contract year): at most
+    about 45 bars, and a year in its twelve months."""
     span = (end - start).days + 1
-    if span <= 92:
+    if span <= 45:
         return "day"
-    if span <= 430:
+    if span <= 190:
         return "week"
     return "month"
 
@@ -83,8 +89,11 @@ def buckets(
     return size, list(out.values())
 
 
-def stacked_bars(series: list[Bucket], products: list[str]) -> dict:
-    """Rectangles of a chart stacked by product, in ``products`` order (bottom first)."""
+def stacked_bars(series: list[Bucket], products: list[str], names: dict[str, str] | None = None) -> dict:
+    """Rectangles of a chart stacked by product, in ``products`` order (bottom first), with
+    ``names`` in their tooltips. ``marks`` and ``label_marks`` are the SVG elements, written
+    here (escaped) rather than by template loops: a year's chart has hundreds of them."""
+    names = names or {}
     top = max((b.total for b in series), default=Decimal(0))
     n = max(len(series), 1)
     step = WIDTH / n
@@ -104,15 +113,39 @@ def stacked_bars(series: list[Bucket], products: list[str]) -> dict:
             height = value / top * HEIGHT if top else Decimal(0)
             base -= height
             stacks.append(
-                {"product": code, "value": value, "y": f"{base:.1f}", "height": f"{height:.1f}", "css": colour[code]}
+                {
+                    "product": code,
+                    "name": names.get(code, code),
+                    "value": value,
+                    "y": f"{base:.1f}",
+                    "height": f"{height:.1f}",
+                    "css": colour[code],
+                }
             )
         bars.append({"x": f"{x:.1f}", "width": f"{width:.1f}", "bucket": bucket, "stacks": stacks})
         if i % every == 0:
             # Short labels, kept inside the plot so the first and last are not cut off.
             centre = min(max(x + width / 2, 28), WIDTH - 28)
             labels.append({"x": f"{centre:.1f}", "text": bucket.short})
+    marks = format_html_join(
+        "",
+        '<rect class="{}" x="{}" y="{}" width="{}" height="{}"><title>{}, {}: {}</title></rect>',
+        (
+            (*(stack["css"], bar["x"], stack["y"], bar["width"], stack["height"]), bar["bucket"].label, *tip)
+            for bar in bars
+            for stack in bar["stacks"]
+            for tip in [(stack["name"], tokens_text(stack["value"]))]
+        ),
+    )
+    label_marks = format_html_join(
+        "",
+        '<text class="bar-label" x="{}" y="{}" text-anchor="middle">{}</text>',
+        ((label["x"], HEIGHT + TOP + 18, label["text"]) for label in labels),
+    )
     return {
         "bars": bars,
+        "marks": marks,
+        "label_marks": label_marks,
         "labels": labels,
         "top": top,
         "colours": colour,

@@ -1,8 +1,10 @@
 """The reports' filters (django-filter).
 
 - :class:`RollupFilter`: which usage-rollup rows a report reads (a day range, a product, a
-  person). Every reporting selector reads its rows through it (``reporting.selectors``), so
-  the pages, the exports and the API filter alike.
+  person); :class:`ProductDayFilter`, :class:`DayFilter`, :class:`ProductUserMonthFilter`
+  and :class:`UserMonthFilter` the same for the rollups sized to a question (a month range
+  for the monthly ones). Every reporting selector reads its rows through them
+  (``reporting.selectors``), so the pages, the exports and the API filter alike.
 - :class:`ReportFilter`: the range and filters of a report page, carried across the tabs in
   the URL: its form validates and renders them; the view turns the range into days
   (``reporting.ranges.resolve``) and hands them to the selectors.
@@ -13,7 +15,7 @@ from __future__ import annotations
 import django_filters
 from django import forms
 
-from billing.models import UsageRollup
+from billing.models import DayRollup, ProductDayRollup, ProductUserMonthRollup, UsageRollup, UserMonthRollup
 from core.widgets import LongSelect
 from reporting.ranges import DEFAULT_RANGE, RANGE_CHOICES
 
@@ -28,6 +30,50 @@ class RollupFilter(django_filters.FilterSet):
 
     class Meta:
         model = UsageRollup
+        fields: list[str] = []
+
+
+class ProductDayFilter(django_filters.FilterSet):
+    start = django_filters.DateFilter(field_name="day", lookup_expr="gte")
+    end = django_filters.DateFilter(field_name="day", lookup_expr="lte")
+    product = django_filters.CharFilter(field_name="product")
+
+    class Meta:
+        model = ProductDayRollup
+        fields: list[str] = []
+
+
+class DayFilter(django_filters.FilterSet):
+    start = django_filters.DateFilter(field_name="day", lookup_expr="gte")
+    end = django_filters.DateFilter(field_name="day", lookup_expr="lte")
+
+    class Meta:
+        model = DayRollup
+        fields: list[str] = []
+
+
+class ProductUserMonthFilter(django_filters.FilterSet):
+    """``start`` and ``end``: the first days of the first and the last month."""
+
+    start = django_filters.DateFilter(field_name="month", lookup_expr="gte")
+    end = django_filters.DateFilter(field_name="month", lookup_expr="lte")
+    product = django_filters.CharFilter(field_name="product")
+    user = django_filters.NumberFilter(field_name="user_id")
+
+    class Meta:
+        model = ProductUserMonthRollup
+        fields: list[str] = []
+
+
+class UserMonthFilter(django_filters.FilterSet):
+    """``start`` and ``end``: the first days of the first and the last month."""
+
+    start = django_filters.DateFilter(field_name="month", lookup_expr="gte")
+    end = django_filters.DateFilter(field_name="month", lookup_expr="lte")
+    user = django_filters.NumberFilter(field_name="user_id")
+
+    class Meta:
+        model = UserMonthRollup
         fields: list[str] = []
 
 

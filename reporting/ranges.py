@@ -102,3 +102,35 @@ def _add_year(day: date) -> date:
         return day.replace(year=day.year + 1)
     except ValueError:  # February 29th
         return day.replace(year=day.year + 1, day=28)
+
+
+@dataclass(frozen=True)
+class Split:
+    """A range of days as whole months and the days around them: reports read whole months
+    from the monthly rollups and only the days left over from the daily one."""
+
+    months: tuple[date | None, date | None] | None  # first and last whole month (first days); None: open
+    edges: tuple[tuple[date | None, date | None], ...]  # inclusive ranges of days, at most two
+
+
+def _month_end(day: date) -> date:
+    return _months_back(day, -1) - timedelta(days=1)
+
+
+def split(start: date | None, end: date | None) -> Split:
+    """``start`` to ``end`` (inclusive; None is open) as whole months and leftover days."""
+    if start is not None and end is not None and start > end:
+        return Split(None, ())
+    edges = []
+    first = start
+    if start is not None and start.day != 1:
+        first = _months_back(start, -1)
+        edges.append((start, min(_month_end(start), end) if end is not None else _month_end(start)))
+    last = end.replace(day=1) if end is not None else None
+    if end is not None and end != _month_end(end):
+        last = _months_back(end, 1)
+        tail = (max(end.replace(day=1), start) if start is not None else end.replace(day=1), end)
+        if not edges or tail[0] > edges[0][1]:
+            edges.append(tail)
+    whole = first is None or last is None or first <= last
+    return Split((first, last) if whole else None, tuple(edges))

@@ -1,36 +1,91 @@
 """Reads behind the usage reports. They read the rollups only, never raw events
 (style: "reports read rollups"): a fixed number of aggregate queries whatever the
-number of events. Days are the team's days (the rollup's ``day``)."""
+number of events. Days are the team's days (the rollup's ``day``).
+
+Each report reads the rollup sized to its question (``billing.models``): per day and
+product for the totals of days and products (Summary's chart, By Product's amounts, the
+days of a product); per month, product and person for whole months of people's usage (the
+active users, By User), with the daily rollup only for the days before the first and
+after the last whole month (``reporting.ranges.split``); the daily rollup (per day,
+product and person) for one person's pages and the denials per person."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import date, datetime, time, timedelta
 
 from django.db import connection
-from django.db.models import Count, DecimalField, IntegerField, Max, Q, QuerySet, Sum, Value
+from django.db.models import (
+    Count,
+    DateField,
+    DecimalField,
+    IntegerField,
+    Max,
+    Model,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import Coalesce, TruncWeek
+from django.db.models.functions import Coalesce, TruncMonth, TruncWeek
 
 from accounts.models import Team, User
-from billing.models import EventStatus, Rate, UsageEvent, UsageRollup
+from billing.models import (
+    DayRollup,
+    EventStatus,
+    ProductDayRollup,
+    ProductUserMonthRollup,
+    Rate,
+    UsageEvent,
+    UsageRollup,
+    UserMonthRollup,
+)
 from core.money import ZERO
-from reporting.filters import RollupFilter
+from reporting import ranges
+from reporting.filters import DayFilter, ProductDayFilter, ProductUserMonthFilter, RollupFilter, UserMonthFilter
 
 MONEY = DecimalField(max_digits=14, decimal_places=2)
 # A user "used" a product on a day when something was charged; denials are counted apart.
 USED = Q(charges__gt=0)
 
 
+# The rollup each report reads, and the filter it reads it through.
+FILTERS = {
+    UsageRollup: RollupFilter,
+    ProductDayRollup: ProductDayFilter,
+    DayRollup: DayFilter,
+    ProductUserMonthRollup: ProductUserMonthFilter,
+    UserMonthRollup: UserMonthFilter,
+}
+
+
+def _rows(
+    model: type[Model],
+    *,
+    team: Team,
+    start: date | None = None,
+    end: date | None = None,
+    product: str | None = None,
+    user_id: int | None = None,
+) -> QuerySet:
+    """The team's rows of one rollup in the range (days, or months for a monthly rollup),
+    of the product and the person when given."""
+    filterset = FILTERS[model]
+    selection = {"start": start, "end": end, "product": product or "", "user": user_id}
+    given = {name: value for name, value in selection.items() if value not in (None, "")}
+    if unknown := given.keys() - filterset.base_filters.keys():
+        raise ValueError(f"{model.__name__} has no {', '.join(sorted(unknown))} to filter by.")
+    return filterset(given, queryset=model.objects.filter(team=team)).qs
+
+
 def _rollups(
     *, team: Team, start: date | None, end: date | None, product: str | None = None, user_id: int | None = None
 ) -> QuerySet[UsageRollup]:
-    """The team's rollup rows in the range, of the product and the person when given."""
-    selection = {"start": start, "end": end, "product": product or "", "user": user_id}
-    rows = RollupFilter(
-        {name: value for name, value in selection.items() if value not in (None, "")},
-        queryset=UsageRollup.objects.filter(team=team),
-    )
-    return rows.qs
+    """The team's daily rollup rows in the range, of the product and the person when given."""
+    return _rows(UsageRollup, team=team, start=start, end=end, product=product, user_id=user_id)
 
 
 def _totals() -> dict:
@@ -52,6 +107,69 @@ def _amounts(row: dict) -> dict:
     }
 
 
+def _by_months(
+    *,
+    team: Team,
+    start: date | None,
+    end: date | None,
+    product: str | None,
+    user_id: int | None,
+    monthly: type[Model],
+    fields: tuple[str, ...],
+    sums: dict,
+    daily_sums: dict | None = None,
+) -> list[dict]:
+    """Rows grouped by ``fields`` with ``sums``, read from the ``monthly`` rollup for the
+    range's whole months and from the daily rollup (``daily_sums``, or ``sums``) for the
+    days around them: one query (a UNION ALL), a group per source and part; the caller
+    adds them up. A year reads about a row per person and product used each month, not a
+    row per day."""
+    split = ranges.split(start, end)
+    parts = []
+    if split.months is not None:
+        first, last = split.months
+        rows = _rows(monthly, team=team, start=first, end=last, product=product, user_id=user_id)
+        parts.append(rows.values(*fields).annotate(**sums).order_by())
+    for first, last in split.edges:
+        rows = _rollups(team=team, start=first, end=last, product=product, user_id=user_id)
+        parts.append(rows.values(*fields).annotate(**(daily_sums or sums)).order_by())
+    if not parts:
+        return []
+    head, *rest = parts
+    return list(head.union(*rest, all=True) if rest else head)
+
+
+def _charged(
+    *, team: Team, start: date | None, end: date | None, product: str | None, user_id: int | None, fields: tuple
+) -> QuerySet:
+    """The distinct ``fields`` (of product and person) charged in the range: a UNION of the
+    whole months' and the leftover days' (at most a row per product and person)."""
+    split = ranges.split(start, end)
+    parts = []
+    if split.months is not None:
+        first, last = split.months
+        rows = _rows(ProductUserMonthRollup, team=team, start=first, end=last, product=product, user_id=user_id)
+        parts.append(rows.filter(USED).values_list(*fields).distinct().order_by())
+    for first, last in split.edges:
+        rows = _rollups(team=team, start=first, end=last, product=product, user_id=user_id)
+        parts.append(rows.filter(USED).values_list(*fields).distinct().order_by())
+    if not parts:
+        return UsageRollup.objects.none().values_list(*fields)
+    head, *rest = parts
+    return head.union(*rest) if rest else head
+
+
+def _charged_pairs(
+    *, team: Team, start: date | None, end: date | None, product: str | None, user_id: int | None
+) -> set[tuple[str, int]]:
+    """Each (product, person) charged in the range. One query."""
+    selection = {"team": team, "start": start, "end": end, "product": product, "user_id": user_id}
+    return set(_charged(**selection, fields=("product", "user")))
+
+
+SUMS = ("sum_tokens", "sum_credits", "sum_charges", "sum_denials")
+
+
 def product_names(codes: set[str]) -> dict[str, str]:
     """Each product's name as the latest rate row gives it."""
     names: dict[str, str] = {}
@@ -71,32 +189,23 @@ def usage_by_product(
     user_id: int | None = None,
 ) -> list[dict]:
     """Per product: tokens, cloud credits, users who were charged, charges and denials;
-    most tokens first. Two queries."""
-    # Summed per product and person in the database (a few thousand groups for a year of a
-    # 200-person team), then per product here: a COUNT(DISTINCT user) per product would sort
-    # every rollup row of the range (2 to 3x slower; see docs/benchmarks.md).
-    per_product: dict[str, dict] = {}
-    for group in (
-        _rollups(team=team, start=start, end=end, product=product, user_id=user_id)
-        .values("product", "user")
-        .annotate(**_totals())
-        .order_by()
-    ):
-        row = per_product.setdefault(
-            group["product"],
-            {"product": group["product"], "users": 0, "sum_tokens": ZERO, "sum_credits": ZERO}
-            | {"sum_charges": 0, "sum_denials": 0},
-        )
-        for key in ("sum_tokens", "sum_credits", "sum_charges", "sum_denials"):
-            row[key] += group[key]
-        row["users"] += group["sum_charges"] > 0
-    rows = sorted(per_product.values(), key=lambda row: (-row["sum_tokens"], row["product"]))
+    most tokens first. Three queries: the sums (per day and product; a person's from the
+    daily rollup), who was charged (``_charged_pairs``), the names."""
+    if user_id is None:
+        source = _rows(ProductDayRollup, team=team, start=start, end=end, product=product)
+    else:
+        source = _rollups(team=team, start=start, end=end, product=product, user_id=user_id)
+    sums = list(source.values("product").annotate(**_totals()).order_by())
+    users: dict[str, int] = defaultdict(int)
+    for code, _user in _charged_pairs(team=team, start=start, end=end, product=product, user_id=user_id):
+        users[code] += 1
+    rows = sorted(sums, key=lambda row: (-row["sum_tokens"], row["product"]))
     names = product_names({row["product"] for row in rows})
     return [
         {
             "product": row["product"],
             "name": names.get(row["product"], row["product"]),
-            "users": row["users"],
+            "users": users[row["product"]],
             **_amounts(row),
         }
         for row in rows
@@ -111,31 +220,55 @@ def usage_by_user(
     product: str | None = None,
     user_id: int | None = None,
 ) -> list[dict]:
-    """Per user: tokens, cloud credits, products charged, charges, denials and the last day
-    with a charge; most tokens first. One query. (Premium only: the caller checks.)"""
-    rows = (
-        _rollups(team=team, start=start, end=end, product=product, user_id=user_id)
-        .values("user_id", "user__email", "user__first_name", "user__last_name")
-        .annotate(
-            **_totals(),
-            products=Count("product", filter=USED, distinct=True),
-            days=Count("day", filter=USED, distinct=True),
-            last_used=Max("day", filter=USED),
-        )
-        .order_by("-sum_tokens", "user__email")
+    """Per user: tokens, cloud credits, products charged, days charged, charges, denials and
+    the last day with a charge; most tokens first. Four queries: the sums, the products
+    charged, the days (each by whole months and the days around them), the people with
+    their last day (a step down the ``rollup_team_user_day`` index each). (Premium only:
+    the caller checks.)"""
+    selection = {"team": team, "start": start, "end": end, "product": product, "user_id": user_id}
+    people: dict[int, dict] = {}
+    for row in _by_months(**selection, monthly=ProductUserMonthRollup, fields=("user",), sums=_totals()):
+        person = people.setdefault(row["user"], {"products": 0, "days": 0} | dict.fromkeys(SUMS, 0))
+        for key in SUMS:
+            person[key] += row[key]
+    for _code, user in _charged_pairs(**selection):
+        people[user]["products"] += 1
+    if not people:
+        return []
+    used_days = Count("day", filter=USED, distinct=True)
+    for row in _by_months(
+        **selection,
+        monthly=ProductUserMonthRollup if product else UserMonthRollup,
+        fields=("user",),
+        sums={"used_days": Sum("days")},
+        daily_sums={"used_days": used_days},
+    ):
+        if row["user"] in people:
+            people[row["user"]]["days"] += row["used_days"] or 0
+    last_day = (
+        _rollups(team=team, start=start, end=end, product=product)
+        .filter(USED, user=OuterRef("pk"))
+        .order_by("-day")
+        .values("day")[:1]
     )
-    return [
+    who = (
+        User.objects.filter(pk__in=people)
+        .annotate(last_used=Subquery(last_day))
+        .values("pk", "email", "first_name", "last_name", "last_used")
+    )
+    rows = [
         {
-            "user": row["user__email"],
-            "user_id": row["user_id"],
-            "name": f"{row['user__first_name']} {row['user__last_name']}".strip(),
-            "products": row["products"],
-            "days": row["days"],
-            "last_used": row["last_used"],
-            **_amounts(row),
+            "user": person["email"],
+            "user_id": person["pk"],
+            "name": f"{person['first_name']} {person['last_name']}".strip(),
+            "products": people[person["pk"]]["products"],
+            "days": people[person["pk"]]["days"],
+            "last_used": person["last_used"],
+            **_amounts(people[person["pk"]]),
         }
-        for row in rows
+        for person in who
     ]
+    return sorted(rows, key=lambda row: (-row["tokens"], row["user"]))
 
 
 def usage_by_day(
@@ -147,24 +280,31 @@ def usage_by_day(
     user_id: int | None = None,
 ) -> list[dict]:
     """Per day with usage (the team's days): tokens, cloud credits, users and products
-    charged, charges and denials; oldest first. One query."""
-    rows = (
-        _rollups(team=team, start=start, end=end, product=product, user_id=user_id)
-        .values("day")
-        .annotate(
-            **_totals(),
-            users=Count("user", filter=USED, distinct=True),
-            products=Count("product", filter=USED, distinct=True),
+    charged, charges and denials; oldest first. Two queries: the rollups per day and
+    product, and per day (users of any product); a person's from the daily rollup."""
+    if user_id is not None:
+        rows = (
+            _rollups(team=team, start=start, end=end, product=product, user_id=user_id)
+            .values("day")
+            .annotate(**_totals(), users=Count("user", filter=USED, distinct=True))
+            .annotate(products=Count("product", filter=USED, distinct=True))
+            .order_by("day")
         )
+        return [
+            {"day": row["day"], "users": row["users"], "products": row["products"], **_amounts(row)} for row in rows
+        ]
+    rows = (
+        _rows(ProductDayRollup, team=team, start=start, end=end, product=product)
+        .values("day")
+        .annotate(**_totals(), products=Count("product", filter=USED), product_users=Sum("users"))
         .order_by("day")
     )
+    if product:  # one row per day: the product's users
+        users = {row["day"]: row["product_users"] for row in rows}
+    else:
+        users = dict(_rows(DayRollup, team=team, start=start, end=end).values_list("day", "users"))
     return [
-        {
-            "day": row["day"],
-            "users": row["users"],
-            "products": row["products"],
-            **_amounts(row),
-        }
+        {"day": row["day"], "users": users.get(row["day"], 0), "products": row["products"], **_amounts(row)}
         for row in rows
     ]
 
@@ -186,26 +326,21 @@ def usage_totals(
     user_id: int | None = None,
 ) -> dict:
     """The range's totals: tokens, cloud credits, charges, denials, products used and
-    active users (charged at least once). One query."""
-    # Summed per product and person first, then over those groups: the distinct counts then
-    # sort a few thousand groups instead of every rollup row of the range (about 1.7x
-    # faster on a year of a 200-person team; see docs/benchmarks.md). A person or product
-    # was charged in the range when its group's charges are.
-    row = (
-        _rollups(team=team, start=start, end=end, product=product, user_id=user_id)
-        .values("product", "user")
-        .annotate(group_tokens=Sum("tokens"), group_credits=Sum("cloud_credits"), group_charges=Sum("charges"))
-        .annotate(group_denials=Sum("denials"))
-        .aggregate(
-            sum_tokens=Coalesce(Sum("group_tokens", output_field=MONEY), Value(ZERO), output_field=MONEY),
-            sum_credits=Coalesce(Sum("group_credits", output_field=MONEY), Value(ZERO), output_field=MONEY),
-            sum_charges=Coalesce(Sum("group_charges"), Value(0), output_field=IntegerField()),
-            sum_denials=Coalesce(Sum("group_denials"), Value(0), output_field=IntegerField()),
-            products=Count("product", filter=Q(group_charges__gt=0), distinct=True),
-            users=Count("user", filter=Q(group_charges__gt=0), distinct=True),
+    active users (charged at least once). Two queries: the sums per day and product, and
+    how many people were charged (``_charged``, counted in the database); a person's, one
+    query over the daily rollup."""
+    if user_id is not None:
+        row = _rollups(team=team, start=start, end=end, product=product, user_id=user_id).aggregate(
+            **_totals(),
+            products=Count("product", filter=USED, distinct=True),
+            users=Count("user", filter=USED, distinct=True),
         )
+        return {**_amounts(row), "products": row["products"], "users": row["users"]}
+    row = _rows(ProductDayRollup, team=team, start=start, end=end, product=product).aggregate(
+        **_totals(), products=Count("product", filter=USED, distinct=True)
     )
-    return {**_amounts(row), "products": row["products"], "users": row["users"]}
+    users = _charged(team=team, start=start, end=end, product=product, user_id=None, fields=("user",)).count()
+    return {**_amounts(row), "products": row["products"], "users": users}
 
 
 def tokens_by_day_and_product(
@@ -215,15 +350,28 @@ def tokens_by_day_and_product(
     end: date | None = None,
     product: str | None = None,
     user_id: int | None = None,
+    size: str = "day",
 ) -> list[dict]:
-    """Tokens (and cloud credits) per day and product, oldest day first: the stacked chart.
-    One query."""
-    return list(
-        _rollups(team=team, start=start, end=end, product=product, user_id=user_id)
-        .values("day", "product")
-        .annotate(**_totals())
-        .order_by("day", "product")
-    )
+    """Tokens (and cloud credits) per day (or week, or month: ``size``; ``day`` is then its
+    first day) and product, oldest first: the stacked chart. One query (the rollup per day
+    and product; a person's from the daily rollup), summed per bar in the database."""
+    if user_id is None:
+        rows = _rows(ProductDayRollup, team=team, start=start, end=end, product=product)
+    else:
+        rows = _rollups(team=team, start=start, end=end, product=product, user_id=user_id)
+    if size != "day":
+        rows = rows.annotate(bar=BARS[size]("day", output_field=DateField())).values("bar", "product")
+    else:
+        rows = rows.values("day", "product")
+    result = list(rows.annotate(**_totals()).order_by(*rows.query.values_select))
+    for row in result:
+        if "bar" in row:
+            bar = row.pop("bar")
+            row["day"] = bar.date() if isinstance(bar, datetime) else bar
+    return result
+
+
+BARS = {"week": TruncWeek, "month": TruncMonth}
 
 
 def denials_by_day(
@@ -240,9 +388,12 @@ def denials_by_day(
     fields = ["day", "product"] + (
         ["user_id", "user__email", "user__first_name", "user__last_name"] if per_user else []
     )
+    if per_user or user_id is not None:  # the few daily rows with a denial (rollup_team_day_denied)
+        source = _rollups(team=team, start=start, end=end, product=product, user_id=user_id)
+    else:
+        source = _rows(ProductDayRollup, team=team, start=start, end=end, product=product)
     rows = (
-        _rollups(team=team, start=start, end=end, product=product, user_id=user_id)
-        .filter(denials__gt=0)
+        source.filter(denials__gt=0)
         .values(*fields)
         .annotate(count=Sum("denials"))
         .order_by("-day", "product", *(["user__email"] if per_user else []))

@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 from decimal import Decimal
 
 import django_tables2 as tables
+from django.utils import dateformat
 from django.utils.html import format_html
 
 from core.money import fmt, tokens_text
@@ -30,6 +32,17 @@ class CountColumn(tables.Column):
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("attrs", NUM)
         super().__init__(*args, **kwargs)
+
+
+class DayColumn(tables.Column):
+    """A date as "Mar 2, 2026" (exports: ISO). Formatted in Python: django-tables2's
+    DateColumn renders a template per cell."""
+
+    def render(self, value: date) -> str:
+        return dateformat.format(value, "M j, Y")
+
+    def value(self, value: date | None) -> str:
+        return value.isoformat() if value else ""
 
 
 class ReportTable(tables.Table):
@@ -98,7 +111,7 @@ class UserReportTable(ReportTable):
     tokens = TokensColumn()
     products = CountColumn(verbose_name="Products used")
     days = CountColumn(verbose_name="Days used")
-    last_used = tables.DateColumn(verbose_name="Last use", format="M j, Y")
+    last_used = DayColumn(verbose_name="Last use")
 
     class Meta:
         attrs = {"class": "table table-billing"}
@@ -110,9 +123,6 @@ class UserReportTable(ReportTable):
 
     def value_label(self, record: dict) -> str:
         return record["label"]
-
-    def value_last_used(self, value) -> str:
-        return value.isoformat() if value else ""
 
 
 class WeekGridTable(ReportTable):
@@ -137,7 +147,7 @@ class WeekGridTable(ReportTable):
 
 
 class DenialDayTable(ReportTable):
-    day = tables.DateColumn(format="M j, Y")
+    day = DayColumn()
     product_name = tables.Column(verbose_name="Product")
     label = tables.Column(verbose_name="User")
     denials = CountColumn(verbose_name="Refused")
@@ -146,9 +156,6 @@ class DenialDayTable(ReportTable):
         attrs = {"class": "table table-billing"}
         empty_text = "Nothing was refused in this range."
         order_by = ("-day",)
-
-    def value_day(self, value) -> str:
-        return value.isoformat()
 
 
 class DenialReasonTable(ReportTable):

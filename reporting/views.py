@@ -187,16 +187,20 @@ def _change(now: Decimal | int, before: Decimal | int | None) -> dict | None:
     return {"delta": delta, "percent": percent, "up": delta > 0, "down": delta < 0}
 
 
+def _size(report: Report) -> str:
+    """The chart's bars (day, week or month) for the range; an open range's are drawn from
+    its data by day."""
+    period = report.period
+    return charts.bucket_size(period.start, period.end) if period.start and period.end else "day"
+
+
 def _chart(report: Report, rows: list[dict], key: str = "sum_tokens") -> tuple[dict, BucketTable, str]:
     size, series = charts.buckets(rows, start=report.period.start, end=report.period.end, key=key)
     totals = charts.by_product([{**row, "sum_tokens": row[key]} for row in rows])
     order = sorted(totals, key=lambda code: (-totals[code], code))
     names = {code: report.products.get(code, code) for code in order}
-    chart = charts.stacked_bars(series, order)
+    chart = charts.stacked_bars(series, order, names)
     chart["legend"] = [{"name": names[code], "css": chart["colours"][code]} for code in order]
-    for bar in chart["bars"]:
-        for stack in bar["stacks"]:
-            stack["name"] = names[stack["product"]]
     table = BucketTable([b for b in series if b.total], products=names, size=size)
     return chart, table, size
 
@@ -230,7 +234,7 @@ def _summary(request: HttpRequest, report: Report) -> HttpResponse:
     ]
     for figure in figures:
         figure["change"] = _change(figure["value"], before[figure["key"]] if before else None)
-    chart, table, size = _chart(report, selectors.tokens_by_day_and_product(**report.selection()))
+    chart, table, size = _chart(report, selectors.tokens_by_day_and_product(**report.selection(), size=_size(report)))
     return render(
         request,
         "reporting/summary.html",
@@ -325,7 +329,7 @@ def _product_detail(request: HttpRequest, report: Report, product: str) -> HttpR
         raise Http404("No such product.")
     selection = {**report.selection(), "product": product}
     totals = selectors.usage_totals(**selection)
-    chart, table, size = _chart(report, selectors.tokens_by_day_and_product(**selection))
+    chart, table, size = _chart(report, selectors.tokens_by_day_and_product(**selection, size=_size(report)))
     users = None
     if report.per_user:
         users, _ = _user_table(request, report, selection, paginate={"per_page": PER_PAGE})
@@ -461,7 +465,7 @@ def denials(request: HttpRequest, access: TeamAccess) -> HttpResponse:
         key = (row["day"], row["product"])
         chart_rows[key] = chart_rows.get(key, 0) + row["denials"]
     rows = [{"day": day, "product": code, "sum_tokens": Decimal(n)} for (day, code), n in chart_rows.items()]
-    chart, _table, _size = _chart(report, rows)
+    chart, _table, _bars = _chart(report, rows)
     return render(
         request,
         "reporting/denials.html",
@@ -482,7 +486,8 @@ def denials(request: HttpRequest, access: TeamAccess) -> HttpResponse:
 
 
 def _summary_export(request: HttpRequest, report: Report) -> tuple[ReportTable, list]:
-    _, table, _size = _chart(report, selectors.tokens_by_day_and_product(**report.selection()))
+    rows = selectors.tokens_by_day_and_product(**report.selection(), size=_size(report))
+    _, table, _bars = _chart(report, rows)
     rows = table.data.data
     codes = [name for name in table.sequence if name not in ("label", "total")]
     totals = [sum((b.values.get(code, Decimal(0)) for b in rows), Decimal(0)) for code in codes]

@@ -270,7 +270,8 @@ def test_the_query_count_does_not_grow_with_the_batch_on_postgresql(api, keys, c
         batch = events[offset : offset + size]
         with CaptureQueriesContext(connection) as queries:
             assert api.post(EVENTS, {"events": batch}, key=keys.team).status_code == 200
-        counts.append(len(queries.captured_queries))
+        # The key's last-use touch happens at most once a minute, whatever the batch: not counted.
+        counts.append(len([q for q in queries.captured_queries if '"accounts_apikey"' not in q["sql"]]))
 
     if connection.vendor == "postgresql":
         assert counts[1] == counts[0], counts

@@ -89,3 +89,41 @@ def test_every_column_but_the_key_must_be_named(team):
     with CaptureQueriesContext(connection) as queries:
         insert_rows(UsageEvent, COLUMNS, [])
     assert not queries
+
+
+@pytest.mark.django_db
+def test_upsert_rows_inserts_adds_takes_back_and_replaces_in_one_statement(team):
+    from datetime import date
+
+    from billing.models import DayRollup, ProductDayRollup
+    from core.bulk import Upsert, upsert_rows
+
+    day = date(2026, 3, 2)
+    amounts = ("tokens", "cloud_credits", "charges", "denials", "users")
+
+    def write(rows, users):
+        with CaptureQueriesContext(connection) as queries:
+            upsert_rows(
+                Upsert(ProductDayRollup, ("team_id", "day", "product"), amounts, rows),
+                Upsert(DayRollup, ("team_id", "day"), (), users, replace=("users",)),
+            )
+        return len(queries)
+
+    first = write([(team.pk, day, "autocad", Decimal("7.5"), Decimal(0), 1, 0, 1)], [(team.pk, day, 1)])
+    # Added to the row that exists, a new row beside it, and a change taken back (negative).
+    second = write(
+        [
+            (team.pk, day, "autocad", Decimal("2.5"), Decimal(1), 1, 1, 0),
+            (team.pk, day, "revit", Decimal(3), Decimal(0), 1, 0, 1),
+        ],
+        [(team.pk, day, 2)],
+    )
+    third = write([(team.pk, day, "revit", Decimal(-3), Decimal(0), -1, 0, -1)], [(team.pk, day, 1)])
+
+    stored = {r.product: r for r in ProductDayRollup.objects.filter(team=team)}
+    assert (stored["autocad"].tokens, stored["autocad"].cloud_credits) == (Decimal("10.00"), Decimal("1.00"))
+    assert (stored["autocad"].charges, stored["autocad"].denials, stored["autocad"].users) == (2, 1, 1)
+    assert (stored["revit"].tokens, stored["revit"].charges, stored["revit"].users) == (Decimal("0.00"), 0, 0)
+    assert DayRollup.objects.get(team=team, day=day).users == 1  # replaced, not added
+    if connection.vendor == "postgresql":
+        assert first == second == third == 1  # every table, inserts and updates alike, in one statement
