@@ -531,7 +531,7 @@ def _weeks_export(request: HttpRequest, report: Report) -> tuple[ReportTable, li
 
 
 EXPORTS = {
-    "summary": ("Tokens by day", _summary_export),
+    "summary": ("Tokens over time", _summary_export),
     "products": ("By Product", _products_export),
     "users": ("By User", _users_export),
     "denials": ("Denials", _denials_export),
