@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import django_filters
 from django import forms
+from django.db import models
 
 from billing.models import DayRollup, ProductDayRollup, ProductUserMonthRollup, UsageRollup, UserMonthRollup
 from core.widgets import LongSelect
@@ -22,59 +23,29 @@ from reporting.ranges import DEFAULT_RANGE, RANGE_CHOICES
 DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
 
-class RollupFilter(django_filters.FilterSet):
-    start = django_filters.DateFilter(field_name="day", lookup_expr="gte")
-    end = django_filters.DateFilter(field_name="day", lookup_expr="lte")
-    product = django_filters.CharFilter(field_name="product")
-    user = django_filters.NumberFilter(field_name="user_id")
-
-    class Meta:
-        model = UsageRollup
-        fields: list[str] = []
-
-
-class ProductDayFilter(django_filters.FilterSet):
-    start = django_filters.DateFilter(field_name="day", lookup_expr="gte")
-    end = django_filters.DateFilter(field_name="day", lookup_expr="lte")
-    product = django_filters.CharFilter(field_name="product")
-
-    class Meta:
-        model = ProductDayRollup
-        fields: list[str] = []
+def _rollup_filter(model: type[models.Model], *, period: str) -> type[django_filters.FilterSet]:
+    """The filter of one rollup's rows: ``start`` and ``end`` (inclusive) on its ``period``
+    column (``day``, or ``month``: then the first days of the first and last month), and
+    ``product`` and ``user`` where the rollup has them."""
+    fields = {field.name for field in model._meta.get_fields()}
+    attrs: dict = {
+        "start": django_filters.DateFilter(field_name=period, lookup_expr="gte"),
+        "end": django_filters.DateFilter(field_name=period, lookup_expr="lte"),
+        "Meta": type("Meta", (), {"model": model, "fields": []}),
+        "__module__": __name__,
+    }
+    if "product" in fields:
+        attrs["product"] = django_filters.CharFilter(field_name="product")
+    if "user" in fields:
+        attrs["user"] = django_filters.NumberFilter(field_name="user_id")
+    return type(f"{model.__name__}Filter", (django_filters.FilterSet,), attrs)
 
 
-class DayFilter(django_filters.FilterSet):
-    start = django_filters.DateFilter(field_name="day", lookup_expr="gte")
-    end = django_filters.DateFilter(field_name="day", lookup_expr="lte")
-
-    class Meta:
-        model = DayRollup
-        fields: list[str] = []
-
-
-class ProductUserMonthFilter(django_filters.FilterSet):
-    """``start`` and ``end``: the first days of the first and the last month."""
-
-    start = django_filters.DateFilter(field_name="month", lookup_expr="gte")
-    end = django_filters.DateFilter(field_name="month", lookup_expr="lte")
-    product = django_filters.CharFilter(field_name="product")
-    user = django_filters.NumberFilter(field_name="user_id")
-
-    class Meta:
-        model = ProductUserMonthRollup
-        fields: list[str] = []
-
-
-class UserMonthFilter(django_filters.FilterSet):
-    """``start`` and ``end``: the first days of the first and the last month."""
-
-    start = django_filters.DateFilter(field_name="month", lookup_expr="gte")
-    end = django_filters.DateFilter(field_name="month", lookup_expr="lte")
-    user = django_filters.NumberFilter(field_name="user_id")
-
-    class Meta:
-        model = UserMonthRollup
-        fields: list[str] = []
+RollupFilter = _rollup_filter(UsageRollup, period="day")
+ProductDayFilter = _rollup_filter(ProductDayRollup, period="day")
+DayFilter = _rollup_filter(DayRollup, period="day")
+ProductUserMonthFilter = _rollup_filter(ProductUserMonthRollup, period="month")
+UserMonthFilter = _rollup_filter(UserMonthRollup, period="month")
 
 
 class ReportForm(forms.Form):
