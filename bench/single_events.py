@@ -196,6 +196,20 @@ class Gunicorn:
         self.stop()
         raise SystemExit(f"gunicorn did not answer within 60 s; see {log}")
 
+    def cpu_seconds(self) -> float:
+        """CPU time of the master and its workers so far (workers that were replaced are
+        counted in the master's children's time)."""
+        ticks = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                pid, group = int(stat.parent.name), int(fields[2])
+                if group == self.process.pid:
+                    ticks += int(fields[11]) + int(fields[12])  # utime, stime
+                    if pid == self.process.pid:
+                        ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         if self.process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
@@ -368,7 +382,7 @@ def run(args: argparse.Namespace, *, database_url: str) -> None:
     log = Path("/tmp") / f"flexadmin-bench-gunicorn-{tag}.log"
     server = Gunicorn(database_url, log)
     modes = [f"{n} team{'s' if n > 1 else ''}" for n in args.team_counts] + [RAW]
-    figures: dict[str, dict[str, list[float]]] = {m: {"rate": [], "p50": [], "p95": []} for m in modes}
+    figures: dict[str, dict[str, list[float]]] = {m: {"rate": [], "p50": [], "p95": [], "cpu": []} for m in modes}
     sent: dict[str, set[str]] = {}
     conns: list = []
     http_clients: list[HttpClient] = []
@@ -385,11 +399,13 @@ def run(args: argparse.Namespace, *, database_url: str) -> None:
             line = []
             for mode in order:
                 run_tag = f"r{number}-{mode.replace(' ', '')}-{tag}"
+                cpu = server.cpu_seconds()
                 if mode == RAW:
                     wall, latencies = measure_raw(args, teams, database_url, conns, run_tag)
                 else:
                     count = int(mode.split()[0])
                     wall, latencies = measure_api(args, teams, count, server.port, http_clients, run_tag, sent)
+                    figures[mode]["cpu"].append((server.cpu_seconds() - cpu) / len(latencies) * 1000)
                 rate = len(latencies) / wall
                 figures[mode]["rate"].append(rate)
                 figures[mode]["p50"].append(pct(latencies, 0.50) * 1000)
@@ -415,7 +431,7 @@ def run(args: argparse.Namespace, *, database_url: str) -> None:
         text += f"p95 {spread(f['p95'], '.0f')} ms"
         if mode != RAW:
             ratio = [a / b for a, b in zip(f["rate"], figures[RAW]["rate"], strict=True)]
-            text += f"; events/s {spread(ratio, '.2f')}x raw"
+            text += f"; events/s {spread(ratio, '.2f')}x raw; gunicorn CPU {spread(f['cpu'], '.1f')} ms per event"
         print(text)
     print(f"  reconnects (a worker replaced after its max_requests, the call sent again): {retries}")
     verify(teams, sent)

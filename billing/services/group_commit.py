@@ -48,6 +48,7 @@ leaders until that transaction commits, so it leads, waiting for the advisory lo
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from datetime import datetime, timedelta
 
@@ -92,9 +93,8 @@ def log_event(*, team: Team, event: dict, now: datetime | None = None) -> dict:
     try:
         while True:
             _wait_for_leader(team)
-            result = PendingEvent.objects.filter(pk=queued.pk).values_list("result", flat=True).first()
+            result = _take_result(queued)
             if result is not None:
-                _forget(queued)
                 return result
             with transaction.atomic():
                 if _take_lead(team, wait=False):
@@ -171,9 +171,7 @@ def _lead(team: Team, *, now: datetime | None, own_event: dict | None = None, ow
         results = log_usage_locked(team=team, events=events, now=now) if events else []
     for row, result in zip(rows, results, strict=False):
         row.result = result
-    answered = [row for row in rows if row.pk != own_pk]
-    if answered:
-        PendingEvent.objects.bulk_update(answered, ["result"])
+    _answer([row for row in rows if row.pk != own_pk])
     if own_event is not None:
         return results[-1]
     if own_row is not None:
@@ -182,9 +180,30 @@ def _lead(team: Team, *, now: datetime | None, own_event: dict | None = None, ow
     return None
 
 
-def _forget(queued: PendingEvent) -> None:
-    """Delete an answered row, and any answered row of the team nobody came back for."""
-    stale = timezone.now() - STALE
-    PendingEvent.objects.filter(
-        Q(pk=queued.pk) | Q(team_id=queued.team_id, result__isnull=False, queued_at__lt=stale)
-    ).delete()
+def _answer(rows: list[PendingEvent]) -> None:
+    """Write the waiting rows' results: one statement, run for every row (a pipeline on
+    PostgreSQL), not a ``bulk_update``, whose CASE over the rows' JSON costs the leader some
+    10 ms of its turn for 16 rows (5 for this, commit included)."""
+    if not rows:
+        return
+    table = connection.ops.quote_name(PendingEvent._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"UPDATE {table} SET result = %s WHERE id = %s",  # noqa: S608 (the model's own table name)
+            [(json.dumps(row.result), row.pk) for row in rows],
+        )
+
+
+def _take_result(queued: PendingEvent) -> dict | None:
+    """Its result, if a leader has written it, the row deleted in the same statement; with it
+    go the team's answered rows nobody came back for (their request died after queuing)."""
+    table = connection.ops.quote_name(PendingEvent._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {table} WHERE result IS NOT NULL AND (id = %s OR (team_id = %s AND queued_at < %s)) "  # noqa: S608
+            "RETURNING id, result",
+            [queued.pk, queued.team_id, timezone.now() - STALE],
+        )
+        rows = cursor.fetchall()
+    found = next((result for pk, result in rows if pk == queued.pk), None)
+    return json.loads(found) if isinstance(found, str) else found
