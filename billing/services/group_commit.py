@@ -162,11 +162,12 @@ def _lead(team: Team, *, now: datetime | None, own_event: dict | None = None, ow
         with transaction.atomic():  # a savepoint: a batch that fails leaves the others waiting
             results = log_usage_locked(team=team, events=events, now=now) if events else []
     except Exception:
-        if len(events) == 1:
-            raise
+        mine = [row for row in rows if row.pk == own_pk]
+        if len(events) == 1 and (own_event is not None or mine):
+            raise  # this call's own event, alone: its failure is its own
         logger.exception("Charging %s events of team %s together failed; charging one alone", len(events), team.pk)
         # Only this call's event; the others stay queued for their own requests to charge.
-        rows = [row for row in rows if row.pk == own_pk]
+        rows = mine
         events = [own_event] if own_event is not None else [row.event for row in rows]
         results = log_usage_locked(team=team, events=events, now=now) if events else []
     for row, result in zip(rows, results, strict=False):
