@@ -38,6 +38,21 @@ def _join(threads: list[threading.Thread]) -> None:
     assert not any(t.is_alive() for t in threads), "a thread hung"
 
 
+def _thread(target, errors: list[BaseException], *args) -> threading.Thread:
+    """A thread running ``target`` as a request would: its own connection, closed at the end,
+    and any exception kept for the main thread to report."""
+
+    def body() -> None:
+        try:
+            target(*args)
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    return threading.Thread(target=body)
+
+
 def make_team(slug: str, tokens: int):
     team = TeamFactory(slug=slug, reseller=ResellerFactory(slug=f"{slug}-reseller"))
     now = timezone.now()
@@ -91,18 +106,13 @@ def test_single_events_posted_at_once_are_charged_together_each_exactly_once(on_
     errors: list[BaseException] = []
 
     def post(n: int) -> None:
-        try:
-            barrier.wait()
-            for event in calls[n]:
-                result = services.log_event(team=team, event=event)
-                assert result["id"] == event["id"], (event, result)  # its own result
-                answers[event["id"]].append(result)
-        except BaseException as error:  # reported by the main thread
-            errors.append(error)
-        finally:
-            connection.close()
+        barrier.wait()
+        for event in calls[n]:
+            result = services.log_event(team=team, event=event)
+            assert result["id"] == event["id"], (event, result)  # its own result
+            answers[event["id"]].append(result)
 
-    _run([threading.Thread(target=post, args=(n,), name=f"poster-{n}") for n in range(THREADS)])
+    _run([_thread(post, errors, n) for n in range(THREADS)])
     assert errors == []
 
     stored = {e.event_id: e for e in UsageEvent.objects.filter(team=team)}
@@ -157,17 +167,12 @@ def test_a_leader_that_dies_leaves_the_waiting_events_to_the_next_leader(on_post
             connection.close()
 
     def waiting_request() -> None:
-        try:
-            seen["waiter"] = services.log_event(team=team, event=waiter)
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            connection.close()
+        seen["waiter"] = services.log_event(team=team, event=waiter)
 
     leader = threading.Thread(target=dying_leader)
     leader.start()
     assert leading.wait(30)
-    follower = threading.Thread(target=waiting_request)
+    follower = _thread(waiting_request, errors)
     follower.start()
     assert charged.wait(30), errors
     assert seen["row"]["status"] == "charged"  # the dying leader charged the waiting event too...
@@ -198,17 +203,12 @@ def test_different_teams_lead_at_the_same_time(on_postgresql):  # noqa: F811
     errors: list[BaseException] = []
 
     def busy_leader() -> None:
-        try:
-            with transaction.atomic():
-                assert group_commit._take_lead(first, wait=False)
-                holding.set()
-                done.wait(30)
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            connection.close()
+        with transaction.atomic():
+            assert group_commit._take_lead(first, wait=False)
+            holding.set()
+            done.wait(30)
 
-    thread = threading.Thread(target=busy_leader)
+    thread = _thread(busy_leader, errors)
     thread.start()
     try:
         assert holding.wait(30)
