@@ -28,6 +28,8 @@ from core.money import CENT
 from core.validators import CONTROL, has_bad_text, read_time
 
 MAX_BATCH = 1000
+# The fields an event has (``read_event`` reads these and ignores any other).
+EVENT_FIELDS = ("id", "user", "product", "variant", "started_at", "ended_at", "quantity")
 # Clocks drift: an event may start up to this far past the server's now.
 FUTURE_TOLERANCE = timedelta(minutes=5)
 MAX_ID_LENGTH = 100

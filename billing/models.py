@@ -239,6 +239,26 @@ class UsageEvent(models.Model):
         return f"{self.event_id} {self.product} {self.status}"
 
 
+class PendingEvent(models.Model):
+    """A single event waiting to be charged together with the others that arrived with it
+    (group commit, ``billing.services.group_commit``). The request that leads charges every
+    waiting event of the team in one ``log_usage`` batch, under the team's lock, and writes
+    each one's ``result`` here in the same transaction; the request that queued the event
+    reads its result and deletes the row. Not money: nothing here is charged twice, because
+    a row with a result is never charged again."""
+
+    # No foreign key in the database: inserting a row that references the team would take a
+    # share lock on the team's row, and so wait for the leader holding the team's lock, which
+    # is exactly when events must queue up.
+    team = models.ForeignKey(Team, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False)
+    event = models.JSONField(help_text="The event as sent (its known fields, already checked for shape).")
+    result = models.JSONField(null=True, blank=True, help_text="Its result, written by the leader that charged it.")
+    queued_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.team_id}: {self.event.get('id')} {'answered' if self.result else 'waiting'}"
+
+
 class Charge(models.Model):
     """One priced moment of an event: a 24-hour window of a daily product, or one job."""
 

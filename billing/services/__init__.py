@@ -2,6 +2,7 @@
 
 - ``packs``: purchases, cloud-credit grants, expiry, moving a pack to another team;
 - ``usage``: charging a batch of usage events, refunding a job;
+- ``group_commit``: charging single events that arrive together for one team together;
 - ``assignments``: who may spend tokens on what (Flex assignments), one person or many;
 - ``member_import``: the CSV import of people with their Flex column;
 - ``rates``: the rate sheet as staff change it.
@@ -11,6 +12,7 @@ each lives. Rules are named as in domain.md ("Charging rules").
 """
 
 from billing.services.assignments import assign_flex, bulk_assign_flex, bulk_remove_flex, remove_flex
+from billing.services.group_commit import log_event
 from billing.services.member_import import ImportPreview, import_members, preview_member_import
 from billing.services.packs import (
     PurchasePreview,
@@ -35,6 +37,7 @@ __all__ = [
     "expire_packs",
     "grant_cloud_credits",
     "import_members",
+    "log_event",
     "log_usage",
     "move_pack",
     "preview_member_import",

@@ -175,6 +175,27 @@ def log_usage(*, team: Team, events: list[dict], now: datetime | None = None, hi
     now = _now(now)
     if not isinstance(events, list) or not 1 <= len(events) <= MAX_BATCH:
         raise ValidationError({"events": f"Send between 1 and {MAX_BATCH} events."})
+    results, parsed = _parse(events)
+    if not parsed:
+        return results
+    with transaction.atomic():
+        team = lock_team(team)
+        _log_parsed(team=team, parsed=parsed, results=results, now=now, historical=historical)
+    return results
+
+
+def log_usage_locked(*, team: Team, events: list[dict], now: datetime) -> list[dict]:
+    """``log_usage`` of live events (1 to 1000) for a caller that already holds the team's
+    lock (``lock_team``) in its open transaction: group commit
+    (``billing.services.group_commit``) charges the events waiting for a team this way."""
+    results, parsed = _parse(events)
+    if parsed:
+        _log_parsed(team=team, parsed=parsed, results=results, now=now, historical=False)
+    return results
+
+
+def _parse(events: list) -> tuple[list[dict | None], list[ParsedEvent]]:
+    """Each event's shape: a bad one gets its error result here, the others are parsed."""
     results: list[dict | None] = [None] * len(events)
     parsed: list[ParsedEvent] = []
     for index, raw in enumerate(events):
@@ -182,38 +203,38 @@ def log_usage(*, team: Team, events: list[dict], now: datetime | None = None, hi
             parsed.append(parse_event(index, raw))
         except EventError as error:
             results[index] = error.as_result(raw.get("id") if isinstance(raw, dict) else None)
-    if not parsed:
-        return results
-    with transaction.atomic():
-        team = lock_team(team)
-        known = dict(
-            UsageEvent.objects.filter(team=team, event_id__in={e.id for e in parsed}).values_list("event_id", "result")
-        )
-        # The same id twice in one batch: the first in input order is the event; later
-        # copies replay its outcome (or repeat its error), whatever their times.
-        first_index: dict[str, int] = {}
-        for event in parsed:
-            first_index.setdefault(event.id, event.index)
-        copies: list[ParsedEvent] = []
-        fresh: list[ParsedEvent] = []
-        for event in parsed:
-            if event.id in known:
-                # Stable: the outcome first returned (re-pricings since are on the stored event).
-                results[event.index] = {**known[event.id], "replayed": True}
-            elif first_index[event.id] != event.index:
-                copies.append(event)
-            else:
-                fresh.append(event)
-        changes = Changes()
-        if fresh:
-            changes = _charge(team=team, events=fresh, now=now, historical=historical, results=results)
-        for event in copies:
-            first = results[first_index[event.id]]
-            results[event.index] = {**first, "replayed": True} if first["status"] != "error" else {**first}
-        if not historical and changes.moved_tokens:
-            # Live spending may cross the low-balance line: check once this commits.
-            request_balance_check(team=team)
-    return results
+    return results, parsed
+
+
+def _log_parsed(*, team: Team, parsed: list[ParsedEvent], results: list, now: datetime, historical: bool) -> None:
+    """Charge the parsed events of a batch under the team's lock, filling in ``results``."""
+    known = dict(
+        UsageEvent.objects.filter(team=team, event_id__in={e.id for e in parsed}).values_list("event_id", "result")
+    )
+    # The same id twice in one batch: the first in input order is the event; later
+    # copies replay its outcome (or repeat its error), whatever their times.
+    first_index: dict[str, int] = {}
+    for event in parsed:
+        first_index.setdefault(event.id, event.index)
+    copies: list[ParsedEvent] = []
+    fresh: list[ParsedEvent] = []
+    for event in parsed:
+        if event.id in known:
+            # Stable: the outcome first returned (re-pricings since are on the stored event).
+            results[event.index] = {**known[event.id], "replayed": True}
+        elif first_index[event.id] != event.index:
+            copies.append(event)
+        else:
+            fresh.append(event)
+    changes = Changes()
+    if fresh:
+        changes = _charge(team=team, events=fresh, now=now, historical=historical, results=results)
+    for event in copies:
+        first = results[first_index[event.id]]
+        results[event.index] = {**first, "replayed": True} if first["status"] != "error" else {**first}
+    if not historical and changes.moved_tokens:
+        # Live spending may cross the low-balance line: check once this commits.
+        request_balance_check(team=team)
 
 
 @dataclass
