@@ -137,7 +137,9 @@ def team_view(perm: Perm = Perm.VIEW_TEAM) -> Callable:
         def wrapped(request: HttpRequest, team: str, *args: Any, **kwargs: Any) -> HttpResponse:
             access = team_access(request.user, team, perm=None)
             request.team_access = access  # the shell (navigation, switcher) reads it
-            request.session["last_team"] = access.team.slug
+            # Written only when it changes: an unchanged session is not saved again.
+            if request.session.get("last_team") != access.team.slug:
+                request.session["last_team"] = access.team.slug
             if not access.can(perm):
                 team_access(request.user, team, perm)  # raises the explaining 403
             # Times on a team's pages are shown in the team's time zone.

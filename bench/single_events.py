@@ -26,6 +26,11 @@ Each run measures, in an order that rotates from run to run:
   (``CREATE TABLE ... (LIKE ... INCLUDING ALL)``: same columns, indexes and checks, no
   foreign keys), so the raw rows never touch the ledger.
 
+- **floor**: the same client threads and connections, each call ``GET /api/v1/rates`` with
+  the team's key (the API's cheapest call: the key checked, two small tables read, no
+  transaction of its own). What no event can beat through this server on this machine: the
+  web stack's own cost per call.
+
 Threads, not processes, for the clients: an HTTP call and a psycopg call both spend their
 wait outside the GIL, and the client's own CPU per call (0.1 to 0.2 ms) is a small share of
 the 2 ms or more a call takes; the raw baseline uses the same threads, so both sides carry
@@ -63,6 +68,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MAX_TEAMS = 4
 USERS = 16
 RAW = "raw"
+FLOOR = "floor"
 
 
 def parse_args() -> argparse.Namespace:
@@ -248,15 +254,18 @@ class HttpClient:
         self.retries = 0
 
     def post(self, path: str, key: str, body: bytes) -> dict:
+        return self.call("POST", path, key, body)["results"][0]
+
+    def call(self, method: str, path: str, key: str, body: bytes | None = None) -> dict | list:
         headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
         for attempt in range(5):
             try:
-                self.conn.request("POST", path, body=body, headers=headers)
+                self.conn.request(method, path, body=body, headers=headers)
                 response = self.conn.getresponse()
                 data = response.read()
                 if response.status != 200:
                     raise RuntimeError(f"{response.status}: {data[:500]!r}")
-                return json.loads(data)["results"][0]
+                return json.loads(data)
             except (http.client.RemoteDisconnected, ConnectionError, http.client.CannotSendRequest):
                 self.conn.close()
                 self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
@@ -310,6 +319,14 @@ def measure_api(args, teams: list[dict], count: int, port: int, clients: list, t
         if result.get("status") != "charged" or result["id"] != payload["id"] or (result["replayed"] and not replay_ok):
             raise AssertionError(f"unexpected result {result}")
         sent.setdefault(team["slug"], set()).add(payload["id"])
+
+    return run_clients(args, work, clients)
+
+
+def measure_floor(args, teams: list[dict], clients: list) -> tuple:
+    def work(n: int, call: int, client: HttpClient) -> None:
+        if not client.call("GET", "/api/v1/rates", teams[0]["key"]):
+            raise AssertionError("GET /api/v1/rates answered no rates")
 
     return run_clients(args, work, clients)
 
@@ -383,7 +400,7 @@ def run(args: argparse.Namespace, *, database_url: str) -> None:
     connection.close()
     log = Path("/tmp") / f"flexadmin-bench-gunicorn-{tag}.log"
     server = Gunicorn(database_url, log)
-    modes = [f"{n} team{'s' if n > 1 else ''}" for n in args.team_counts] + [RAW]
+    modes = [f"{n} team{'s' if n > 1 else ''}" for n in args.team_counts] + [FLOOR, RAW]
     figures: dict[str, dict[str, list[float]]] = {m: {"rate": [], "p50": [], "p95": [], "cpu": []} for m in modes}
     sent: dict[str, set[str]] = {}
     conns: list = []
@@ -404,6 +421,9 @@ def run(args: argparse.Namespace, *, database_url: str) -> None:
                 cpu = server.cpu_seconds()
                 if mode == RAW:
                     wall, latencies = measure_raw(args, teams, database_url, conns, run_tag)
+                elif mode == FLOOR:
+                    wall, latencies = measure_floor(args, teams, http_clients)
+                    figures[mode]["cpu"].append((server.cpu_seconds() - cpu) / len(latencies) * 1000)
                 else:
                     count = int(mode.split()[0])
                     wall, latencies = measure_api(args, teams, count, server.port, http_clients, run_tag, sent)
@@ -433,7 +453,8 @@ def run(args: argparse.Namespace, *, database_url: str) -> None:
         text += f"p95 {spread(f['p95'], '.0f')} ms"
         if mode != RAW:
             ratio = [a / b for a, b in zip(f["rate"], figures[RAW]["rate"], strict=True)]
-            text += f"; events/s {spread(ratio, '.2f')}x raw; gunicorn CPU {spread(f['cpu'], '.1f')} ms per event"
+            unit = "calls" if mode == FLOOR else "events"
+            text += f"; {unit}/s {spread(ratio, '.2f')}x raw; gunicorn CPU {spread(f['cpu'], '.1f')} ms per call"
         print(text)
     print(f"  reconnects (a worker replaced after its max_requests, the call sent again): {retries}")
     verify(teams, sent)

@@ -186,13 +186,15 @@ def check_low_balance(*, team: Team, now: datetime | None = None) -> bool:
     """
     now = _now(now)
     check = low_balance_check(team=team)
+    if not check.is_low:
+        # The usual answer after a charge, so one statement: a recovery flips a low state
+        # back; a team with no state yet (never low) needs none.
+        LowBalanceState.objects.filter(team=team, is_low=True).update(
+            is_low=False, recovered_at=now, available=check.available, limit=check.limit
+        )
+        return False
     with transaction.atomic():
         state, _ = LowBalanceState.objects.get_or_create(team=team)
-        if not check.is_low:
-            LowBalanceState.objects.filter(pk=state.pk, is_low=True).update(
-                is_low=False, recovered_at=now, available=check.available, limit=check.limit
-            )
-            return False
         claimed = LowBalanceState.objects.filter(pk=state.pk, is_low=False).update(
             is_low=True, crossed_at=now, available=check.available, limit=check.limit
         )

@@ -346,7 +346,8 @@ def member_import(request: HttpRequest, access: TeamAccess) -> HttpResponse:
     written before that, and a file with any bad row writes nothing."""
     team = access.team
     crumbs = _crumbs(access, _users_crumb(access), ("Import from CSV", None))
-    uploads: dict = request.session.setdefault(IMPORT_SESSION_KEY, {})
+    # Read, not set: showing the page leaves the session as it was (not saved again).
+    uploads: dict = request.session.get(IMPORT_SESSION_KEY, {})
     upload_form = MemberImportForm()
     preview = None
     upload_id = None
@@ -379,9 +380,9 @@ def member_import(request: HttpRequest, access: TeamAccess) -> HttpResponse:
             preview = services.preview_member_import(team=team, data=data)
             upload_id = secrets.token_urlsafe(12)
             # Keep only the latest upload per person and team: the session stays small.
-            uploads.clear()
-            uploads[upload_id] = {"team": team.pk, "data": base64.b64encode(data).decode()}
-            request.session.modified = True
+            request.session[IMPORT_SESSION_KEY] = {
+                upload_id: {"team": team.pk, "data": base64.b64encode(data).decode()}
+            }
             status = 200 if preview.ok else 400
         else:
             status = 400

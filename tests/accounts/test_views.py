@@ -256,3 +256,15 @@ def test_profile_saves_names(client, personas):
 
 def test_healthz_needs_no_sign_in(client, db):
     assert client.get("/healthz").content == b"ok"
+
+
+def test_a_team_page_saves_the_session_only_when_the_team_changes(admin_client, personas, settings):
+    # The shell remembers the last team used; an unchanged session is not written again on
+    # every page (a database write, and a new cookie, per request).
+    home = reverse("accounts:team-home", args=[personas.team.slug])
+    first = admin_client.get(home)
+    assert first.status_code == 200
+    assert admin_client.session["last_team"] == personas.team.slug
+    again = admin_client.get(home)
+    assert again.status_code == 200
+    assert settings.SESSION_COOKIE_NAME not in again.cookies

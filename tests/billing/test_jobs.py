@@ -442,3 +442,15 @@ def test_a_new_admin_receives_alerts_without_opting_in(job, buy, personas, clock
     clock.move_to(TERM_END - 7 * DAY)
     job(send_expiry_reminders_task)
     assert notices(NotificationKind.EXPIRY_REMINDER, user=newcomer)
+
+
+def test_a_check_above_the_threshold_is_one_read_and_one_update(buy, log, personas, clock, django_assert_num_queries):
+    # The check runs after every charged live event: when the team is not low (the usual
+    # answer) it reads the balance and flips nothing, without a transaction or a state row.
+    buy(100, at=BOUGHT)
+    clock.move_to(BOUGHT + DAY)
+    spend(log, 10, BOUGHT + DAY)
+    # The alert settings, the balance (received entries, packs, credits), the conditional update.
+    with django_assert_num_queries(5):
+        assert alerts.check_low_balance(team=personas.team) is False
+    assert not LowBalanceState.objects.exists()

@@ -116,6 +116,7 @@ def measured(admin_client, personas):
     """Every page's count on the small team, then on the team grown to 500 members."""
     team = personas.team
     member = personas.membership(personas.member)
+    admin_client.get(reverse("accounts:team-home", args=[TEAM]))  # the session remembers the team
     for n in range(6):  # the person's own history: a few rows on the small team
         services.assign_flex(team=team, user=personas.member, products=list(SCOPES[n % 4][1]) or "all", actor=None)
     small = {name: count(admin_client, *page[:3], status=page[3]) for name, page in pages(personas, member).items()}
