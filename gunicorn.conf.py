@@ -8,7 +8,10 @@ Why these values (docs/operations.md has the longer reasoning):
   a report) leaves the worker's other threads serving. And the worker's timeout watches the
   worker process, not one request: a long export, streamed row by row, is not killed halfway
   (a million-row XLSX takes over a minute to write).
-- Workers: one per core plus one (``WEB_CONCURRENCY``), four threads each (``WEB_THREADS``).
+- Workers: one per core plus one (``WEB_CONCURRENCY``), eight threads each (``WEB_THREADS``):
+  a single-event call waits in its thread while its team's group commit charges it, so more
+  threads let more calls of a team join one charging transaction (1 team, 16 clients on 2
+  cores: 134 events/s with 8 threads against 86 with 4, docs/benchmarks.md).
   Every thread keeps its own database connection for ``FLEX_DB_CONN_MAX_AGE`` seconds, so a
   host holds at most workers x threads connections: size PostgreSQL's ``max_connections`` (or a
   pooler) for the number of hosts.
@@ -24,7 +27,7 @@ import os
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 worker_class = "gthread"
 workers = int(os.environ.get("WEB_CONCURRENCY", min(multiprocessing.cpu_count() + 1, 8)))
-threads = int(os.environ.get("WEB_THREADS", 4))
+threads = int(os.environ.get("WEB_THREADS", 8))
 timeout = int(os.environ.get("WEB_TIMEOUT", 30))
 graceful_timeout = 30
 keepalive = 5
