@@ -16,7 +16,7 @@ the script makes a small one beside it with the same generator (``--small`` even
   balance check it requests run in the same process (no broker): a per-result job (charged)
   and a relaunch inside an open window (no charge).
 
-It prints the median and p95 of each, and the ratios: big team against small, and a charged
+It prints the min / median / max and p95 of each, and the ratios: big team against small, and a charged
 event against an uncharged one on the big team (the goal: within 2x). It buys a pack for
 each team first so that the charged events are paid. See docs/benchmarks.md.
 """
@@ -42,6 +42,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--small", type=int, default=10, help="charged events of the small team (default 10)")
     parser.add_argument("--runs", type=int, default=30, help="timed runs of each (default 30)")
     return parser.parse_args()
+
+
+def spread(values: list[float]) -> str:
+    return f"{min(values):.1f} / {statistics.median(values):.1f} / {max(values):.1f}"
 
 
 def p95(values: list[float]) -> float:
@@ -142,12 +146,14 @@ def run(args: argparse.Namespace) -> None:
 
     events = {size: UsageEvent.objects.filter(team=probe.team).count() for size, probe in probes.items()}
     print(f"{args.runs} runs; events: small team {events['small']:,}, big team {events['big']:,}")
-    print(f"{'':20} {'small median':>13} {'small p95':>10} {'big median':>11} {'big p95':>9} {'big/small':>10}")
+    print(
+        f"{'':20} {'small min / median / max':>26} {'small p95':>10} {'big min / median / max':>26} "
+        f"{'big p95':>9} {'big/small':>10}"
+    )
     for name in names:
         small_ms, big_ms = timings["small", name], timings["big", name]
         print(
-            f"{labels[name]:20} {statistics.median(small_ms):13.1f} {p95(small_ms):10.1f} "
-            f"{statistics.median(big_ms):11.1f} {p95(big_ms):9.1f} "
+            f"{labels[name]:20} {spread(small_ms):>26} {p95(small_ms):10.1f} {spread(big_ms):>26} {p95(big_ms):9.1f} "
             f"{statistics.median(big_ms) / statistics.median(small_ms):9.2f}x"
         )
     charged, uncharged = timings["big", "charged"], timings["big", "uncharged"]

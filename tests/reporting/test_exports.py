@@ -162,3 +162,19 @@ def test_a_persons_days_used_grid_exports_with_totals(admin_client, personas, pr
 
 def test_the_grid_export_needs_a_person(admin_client, personas, premium_usage):
     assert admin_client.get(_url(personas, "weeks", "csv")).status_code == 404
+
+
+def test_a_long_csv_streams_in_chunks_of_lines_not_a_line_at_a_time():
+    from core.exports import CSV_CHUNK_ROWS, csv_response
+
+    count = 3 * CSV_CHUNK_ROWS + 7
+    rows = (["Person", "Tokens"] if n == 0 else [f"=person {n}", f"{n}.00"] for n in range(count + 1))
+    chunks = [chunk.decode() for chunk in csv_response(rows, "long").streaming_content]
+    # Streamed (more than one chunk, so never the whole file in memory), a chunk per 500 lines.
+    assert len(chunks) == 4
+    assert all(chunk.count("\r\n") <= CSV_CHUNK_ROWS for chunk in chunks)
+    text = "".join(chunks)
+    assert text.startswith("\ufeffPerson,Tokens\r\n")
+    lines = list(csv.reader(io.StringIO(text.removeprefix("\ufeff"))))
+    assert len(lines) == count + 1
+    assert lines[-1] == [f"'=person {count}", f"{count}.00"]  # still guarded against formulas
