@@ -62,6 +62,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Every page needs a signed-in user unless its view says otherwise.
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    # A signed-in session is saved (its expiry moved on) at most once an hour while used.
+    "accounts.middleware.SessionRefreshMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Remembers the client address for the audit trail ("from where").
@@ -266,6 +268,9 @@ SECURE_HSTS_PRELOAD = env.bool("FLEX_HSTS_PRELOAD", default=FLEX_SECURE_COOKIES)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if FLEX_SECURE_COOKIES else None
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = 60 * 60 * 12
+# A session in use is saved again (its 12 hours start over) at most this often, not on every
+# page: signed out 11 to 12 hours after the last page (accounts.middleware.SessionRefreshMiddleware).
+FLEX_SESSION_REFRESH = 60 * 60
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
 

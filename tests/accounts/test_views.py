@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import html
+from datetime import timedelta
 
+import time_machine
 from django.core import mail
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
@@ -268,3 +270,24 @@ def test_a_team_page_saves_the_session_only_when_the_team_changes(admin_client, 
     again = admin_client.get(home)
     assert again.status_code == 200
     assert settings.SESSION_COOKIE_NAME not in again.cookies
+
+
+def test_a_session_in_use_is_kept_alive_once_an_hour(admin_client, personas, settings):
+
+    home = reverse("accounts:team-home", args=[personas.team.slug])
+    with time_machine.travel("2026-06-01 08:00 +00:00", tick=False) as clock:
+        assert admin_client.get(home).status_code == 200
+        saved = admin_client.session.get_expiry_date()
+        clock.move_to("2026-06-01 08:50 +00:00")
+        assert settings.SESSION_COOKIE_NAME not in admin_client.get(home).cookies  # within the hour: no write
+        clock.move_to("2026-06-01 09:05 +00:00")
+        again = admin_client.get(home)
+        assert settings.SESSION_COOKIE_NAME in again.cookies  # saved: the 12 hours start over
+        assert admin_client.session.get_expiry_date() - saved >= timedelta(hours=1)
+        # Used all day: still signed in 14 hours after signing in.
+        for hour in range(10, 23):
+            clock.move_to(f"2026-06-01 {hour}:10 +00:00")
+            assert admin_client.get(home).status_code == 200
+        # Twelve hours without a page: signed out.
+        clock.move_to("2026-06-02 11:30 +00:00")
+        assert admin_client.get(home).status_code == 302
